@@ -1,0 +1,58 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both set everything up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: setup test test-all lint format data demo bench clean
+
+setup: $(STAMP)
+
+# Re-runs only when the pins or the package metadata change (idempotent).
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -c constraints.txt torch torchvision
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+# Everything, slow tests included.
+test-all: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest -m ''
+
+# The built-in data set: Debian's dataset-fashion-mnist (four IDX files).
+data:
+	@if ls $(FASHION_MNIST)/train-images-idx3-ubyte* >/dev/null 2>&1; then \
+	  echo "Fashion-MNIST: $(FASHION_MNIST)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get install -y -q dataset-fashion-mnist || \
+	  { apt-get update -q && apt-get install -y -q dataset-fashion-mnist; }; \
+	else \
+	  echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist', or put the"; \
+	  echo "four IDX files (train/t10k images/labels) in a folder and pass --data fashion-mnist:FOLDER"; \
+	  exit 1; \
+	fi
+
+# The main job. Until training and evaluation land it shows the networks (Tables 1 and 2).
+demo: setup data
+	$(BIN)/vggnet info
+
+bench: setup
+	$(BIN)/python benchmarks/forward.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

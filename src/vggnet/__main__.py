@@ -1,0 +1,5 @@
+"""``python -m vggnet`` (and ``torchrun -m vggnet``)."""
+
+from vggnet.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Import weights users already hold, and export ours to other layouts."""

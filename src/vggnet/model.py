@@ -1,0 +1,208 @@
+"""The VGG network with Caffe layer names, built from ``configs.CONFIGS``, and its dense view."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vggnet import configs
+from vggnet.errors import VGGError
+from vggnet.init import check_init, initialize
+from vggnet.preprocessing import Preprocessing
+
+FEATURE_STRIDE = configs.POOL_STRIDE**configs.NUM_POOLS  # 32: input pixels per pool5 cell
+
+
+@dataclass(frozen=True)
+class VGGSpec:
+    """Everything that fixes a network's shape; stored in checkpoints to rebuild it."""
+
+    config: str
+    num_classes: int = configs.NUM_CLASSES
+    batch_norm: bool = False
+    in_channels: int = 3
+    width: float = 1.0
+    fc_width: int = configs.FC_WIDTH
+    crop_size: int = configs.CROP_SIZE
+    dropout: float = configs.DROPOUT
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "config", configs.resolve_config(self.config))
+        checks = [
+            (self.num_classes >= 1, f"num_classes must be >= 1, got {self.num_classes}"),
+            (self.in_channels >= 1, f"in_channels must be >= 1, got {self.in_channels}"),
+            (self.width > 0, f"width must be > 0, got {self.width}"),
+            (self.fc_width >= 1, f"fc_width must be >= 1, got {self.fc_width}"),
+            (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
+            (
+                self.crop_size >= FEATURE_STRIDE and self.crop_size % FEATURE_STRIDE == 0,
+                f"crop_size must be a positive multiple of {FEATURE_STRIDE} "
+                f"(five 2x2 pools), got {self.crop_size}",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise VGGError(message)
+
+    @property
+    def fc6_kernel(self) -> int:
+        """Side of the pool5 map that fc6 sees at the crop size (7 for 224, 1 for 32)."""
+        return self.crop_size // FEATURE_STRIDE
+
+
+def _layers(spec: VGGSpec) -> Iterator[tuple[str, nn.Module]]:
+    """Yield (Caffe name, module) for every layer of ``spec``, input to fc8."""
+    c_in = spec.in_channels
+    for b, block in enumerate(configs.CONFIGS[spec.config], start=1):
+        i = 0
+        for token in block:
+            kind, kernel, channels = configs.parse_layer(token)
+            if kind == "lrn":
+                yield (
+                    f"norm{b}",
+                    nn.LocalResponseNorm(
+                        configs.LRN_SIZE, configs.LRN_ALPHA, configs.LRN_BETA, configs.LRN_K
+                    ),
+                )
+                continue
+            i += 1
+            c_out = max(1, round(channels * spec.width))
+            yield f"conv{b}_{i}", nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2)
+            if spec.batch_norm:
+                yield f"bn{b}_{i}", nn.BatchNorm2d(c_out)
+            yield f"relu{b}_{i}", nn.ReLU(inplace=True)
+            c_in = c_out
+        yield f"pool{b}", nn.MaxPool2d(configs.POOL_STRIDE, configs.POOL_STRIDE)
+    yield "flatten", nn.Flatten(1)
+    yield "fc6", nn.Linear(c_in * spec.fc6_kernel**2, spec.fc_width)
+    yield "relu6", nn.ReLU(inplace=True)
+    yield "drop6", nn.Dropout(spec.dropout)
+    yield "fc7", nn.Linear(spec.fc_width, spec.fc_width)
+    yield "relu7", nn.ReLU(inplace=True)
+    yield "drop7", nn.Dropout(spec.dropout)
+    yield "fc8", nn.Linear(spec.fc_width, spec.num_classes)
+
+
+class VGG(nn.Sequential):
+    """A Table 1 network; layers are attributes named as in Caffe (``model.conv3_1``, ``model.fc6``).
+
+    At the crop size, ``forward`` is the plain network and returns (N, K) logits.
+    At any larger size it is the paper's dense evaluation: the class score map
+    of ``score_map`` averaged over space, so it never silently resamples.
+    The model also carries what is needed to use it: ``classes``,
+    ``preprocessing`` and the training scale ``train_scale`` (Smin, Smax).
+    """
+
+    def __init__(self, spec: VGGSpec) -> None:
+        super().__init__(OrderedDict(_layers(spec)))
+        self.spec = spec
+        self.classes: list[str] | None = None
+        self.preprocessing = (
+            Preprocessing.paper()
+            if spec.in_channels == 3
+            else Preprocessing((0.0,) * spec.in_channels, (1 / 255,) * spec.in_channels, "L")
+            if spec.in_channels == 1
+            else Preprocessing((0.0,) * spec.in_channels, (1.0,) * spec.in_channels, "raw")
+        )
+        self.train_scale: tuple[int, int] | None = None
+
+    def __getitem__(self, idx: int | slice | str) -> nn.Module:
+        """Index or slice the layers; a slice is a plain ``nn.Sequential`` (e.g. ``model[:4]``)."""
+        if isinstance(idx, str):
+            return self._modules[idx]
+        if isinstance(idx, slice):
+            return nn.Sequential(OrderedDict(list(self._modules.items())[idx]))
+        return super().__getitem__(idx)
+
+    def _check_size(self, x: torch.Tensor) -> None:
+        crop = self.spec.crop_size
+        if x.dim() != 4 or x.shape[1] != self.spec.in_channels:
+            raise VGGError(
+                f"expected input of shape (N, {self.spec.in_channels}, H, W), got {tuple(x.shape)}"
+            )
+        if x.shape[-2] < crop or x.shape[-1] < crop:
+            raise VGGError(
+                f"input {x.shape[-2]}x{x.shape[-1]} is smaller than the crop size {crop}x{crop}: "
+                "rescale it so its smallest side is at least the crop size"
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores (N, K): the plain net at the crop size, averaged dense scores above it."""
+        self._check_size(x)
+        if x.shape[-2] == x.shape[-1] == self.spec.crop_size:
+            return super().forward(x)
+        return self.score_map(x).mean(dim=(2, 3))
+
+    def score_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Class score map (N, K, h, w) of the fully convolutional net (paper section 3)."""
+        self._check_size(x)
+        kernel = self.spec.fc6_kernel
+        for name, layer in self.named_children():
+            if name == "flatten":
+                continue
+            if isinstance(layer, nn.Linear):
+                weight = layer.weight.view(layer.out_features, -1, kernel, kernel)
+                x = F.conv2d(x, weight, layer.bias)
+                kernel = 1  # fc7 and fc8 become 1x1 convolutions
+            else:
+                x = layer(x)
+        return x
+
+
+class DenseVGG(nn.Module):
+    """The fully convolutional view of a VGG: same parameters, output a class score map."""
+
+    def __init__(self, model: VGG) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, K, floor(H/32) - crop/32 + 1, floor(W/32) - crop/32 + 1)."""
+        return self.model.score_map(x)
+
+
+def to_dense(model: VGG) -> DenseVGG:
+    """Return the dense (fully convolutional) net of ``model``, sharing its parameters."""
+    if not isinstance(model, VGG):
+        raise VGGError(f"to_dense needs a vggnet VGG model, got {type(model).__name__}")
+    return DenseVGG(model)
+
+
+def dense_map_size(spec: VGGSpec, height: int, width: int) -> tuple[int, int]:
+    """Spatial size of the class score map for an input of ``height`` x ``width``."""
+    k = spec.fc6_kernel
+    return height // FEATURE_STRIDE - k + 1, width // FEATURE_STRIDE - k + 1
+
+
+def build_model(
+    config: str,
+    num_classes: int = configs.NUM_CLASSES,
+    *,
+    batch_norm: bool = False,
+    in_channels: int = 3,
+    width: float = 1.0,
+    fc_width: int = configs.FC_WIDTH,
+    crop_size: int = configs.CROP_SIZE,
+    dropout: float = configs.DROPOUT,
+    init: str = "paper",
+) -> VGG:
+    """Build a Table 1 network (A, A-LRN, B, C, D, E; vgg11..vgg19 accepted), initialised."""
+    check_init(init)
+    spec = VGGSpec(
+        config,
+        num_classes=num_classes,
+        batch_norm=batch_norm,
+        in_channels=in_channels,
+        width=width,
+        fc_width=fc_width,
+        crop_size=crop_size,
+        dropout=dropout,
+    )
+    model = VGG(spec)
+    initialize(model, init)
+    return model

@@ -1,0 +1,68 @@
+"""How raw pixels become network input; stored in every checkpoint so users never guess."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from vggnet.errors import VGGError
+
+# ImageNet training-set mean pixel in 0..255, RGB (the Caffe release lists it as BGR).
+IMAGENET_MEAN_RGB_255 = (123.68, 116.779, 103.939)
+# torchvision's ImageNet normalisation for inputs in 0..1.
+TORCHVISION_MEAN = (0.485, 0.456, 0.406)
+TORCHVISION_STD = (0.229, 0.224, 0.225)
+
+CHANNEL_ORDERS = ("RGB", "BGR", "L")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Model input = (pixels in 0..1, reordered to ``channel_order``, minus ``mean``) / ``std``.
+
+    The paper's "subtract the mean RGB" on 0..255 pixels is ``mean = m / 255``,
+    ``std = 1 / 255``; torchvision's weights use their own mean and std.
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    channel_order: str = "RGB"
+
+    def __post_init__(self) -> None:
+        if self.channel_order not in CHANNEL_ORDERS:
+            raise VGGError(
+                f"preprocessing channel_order {self.channel_order!r} is not one of {CHANNEL_ORDERS}"
+            )
+        if len(self.mean) != len(self.std):
+            raise VGGError(f"preprocessing mean {self.mean} and std {self.std} differ in length")
+        if any(s <= 0 for s in self.std):
+            raise VGGError(f"preprocessing std {self.std} must be positive")
+
+    @classmethod
+    def paper(cls, mean_255: tuple[float, ...] = IMAGENET_MEAN_RGB_255) -> Preprocessing:
+        """The paper's only preprocessing: subtract a mean pixel from 0..255 values."""
+        order = "L" if len(mean_255) == 1 else "RGB"
+        return cls(tuple(m / 255 for m in mean_255), (1 / 255,) * len(mean_255), order)
+
+    @classmethod
+    def torchvision(cls) -> Preprocessing:
+        """The normalisation torchvision's ImageNet VGG weights expect."""
+        return cls(TORCHVISION_MEAN, TORCHVISION_STD, "RGB")
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Turn RGB (or gray) float images in 0..1, shape (..., C, H, W), into model input."""
+        if self.channel_order == "BGR":
+            images = images.flip(-3)
+        mean = torch.tensor(self.mean, dtype=images.dtype, device=images.device)
+        std = torch.tensor(self.std, dtype=images.dtype, device=images.device)
+        return (images - mean[:, None, None]) / std[:, None, None]
+
+    def to_dict(self) -> dict:
+        """Plain-data form for checkpoints and JSON."""
+        return {"mean": list(self.mean), "std": list(self.std), "channel_order": self.channel_order}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Preprocessing:
+        """Inverse of ``to_dict``."""
+        return cls(tuple(data["mean"]), tuple(data["std"]), str(data["channel_order"]))

@@ -1,0 +1,68 @@
+"""Safe reading (never runs code from a file) and atomic writing of torch files."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vggnet.errors import VGGError
+
+
+def safe_load(path: str | os.PathLike, what: str, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load`` with ``weights_only=True``, turning every failure into a one-line VGGError."""
+    path = Path(path)
+    if not path.exists():
+        raise VGGError(f"{what} {path} does not exist: check the path")
+    if not path.is_file():
+        raise VGGError(f"{what} {path} is not a file")
+    if path.stat().st_size == 0:
+        raise VGGError(f"{what} {path} is empty (0 bytes): the file was not written completely")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "GLOBAL" in str(err):
+            raise VGGError(
+                f"{what} {path} holds pickled Python objects that could run code; refused "
+                "(only tensors and plain data are loaded)"
+            ) from None
+        raise VGGError(f"{what} {path} is not a torch file, or is corrupt") from None
+    except (RuntimeError, EOFError, ValueError, OSError, UnicodeDecodeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise VGGError(f"{what} {path} is truncated or corrupt ({first})") from None
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """Write ``obj`` with ``torch.save`` so that ``path`` is either the old or the whole new file."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as err:
+        raise VGGError(f"cannot write {path}: {err.strerror or err}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        with contextlib.suppress(OSError):
+            dir_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+    except (OSError, RuntimeError) as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        reason = getattr(err, "strerror", None) or str(err).splitlines()[0]
+        raise VGGError(f"cannot write {path}: {reason}; the previous file is untouched") from None
