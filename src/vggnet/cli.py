@@ -43,6 +43,22 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--config", help="Table 1 config (inferred from the file when omitted)")
     imp.add_argument("--out", required=True, metavar="CKPT", help="checkpoint to write")
 
+    data = sub.add_parser("data", help="dataset tools: colour statistics, bad-file scan")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    stats = data_sub.add_parser("stats", help="mean pixel and RGB covariance of the train split")
+    stats.add_argument(
+        "spec", metavar="SPEC", help="folder, fashion-mnist[:PATH] or synthetic[:...]"
+    )
+    stats.add_argument(
+        "--out", help="JSON file to write (default: SPEC/vggnet-stats.json for folders)"
+    )
+    stats.add_argument("--max-images", type=int, default=10_000, help="sample size for large sets")
+    check = data_sub.add_parser("check", help="list every file that cannot be decoded")
+    check.add_argument("spec", metavar="SPEC")
+    check.add_argument("--split", choices=("train", "val", "both"), default="both")
+    check.add_argument("--val-labels", help="labels file for a flat val folder")
+    check.add_argument("--workers", type=int, default=0, help="decoding processes (0: this one)")
+
     exp = sub.add_parser("export", help="write a checkpoint's weights in another layout")
     exp.add_argument("--checkpoint", required=True, metavar="CKPT")
     exp.add_argument("--format", required=True, choices=EXPORT_FORMATS)
@@ -97,18 +113,68 @@ def run_export(args: argparse.Namespace) -> None:
     print(f"wrote {args.out} ({args.format} layout)")
 
 
-COMMANDS = {"info": run_info, "import": run_import, "export": run_export}
+def run_data(args: argparse.Namespace) -> int:
+    """``vggnet data stats|check``."""
+    from pathlib import Path
+
+    from vggnet.data.check import find_bad_images
+    from vggnet.data.sources import FolderSource, open_source
+    from vggnet.data.stats import compute_stats, save_stats
+
+    if args.data_command == "stats":
+        source = open_source(args.spec, "train")
+        stats = compute_stats(source, max_images=args.max_images)
+        how = (
+            f"a random sample of {stats.images} of {len(source)} images"
+            if stats.sampled
+            else f"all {stats.images} images"
+        )
+        print(
+            f"{args.spec} train split, from {how}"
+            + (f", {stats.skipped} unreadable skipped" if stats.skipped else "")
+        )
+        print("mean (0..255):           " + " ".join(f"{m * 255:8.3f}" for m in stats.mean))
+        print(
+            "std (0..255):            "
+            + " ".join(f"{c[i] ** 0.5 * 255:8.3f}" for i, c in enumerate(stats.cov))
+        )
+        print("principal std (0..255):  " + " ".join(f"{s * 255:8.3f}" for s in stats.pc_std))
+        for i, row in enumerate(stats.eigvecs):
+            print(
+                ("eigenvectors (columns):  " if i == 0 else " " * 25)
+                + " ".join(f"{v:8.4f}" for v in row)
+            )
+        out = args.out or (
+            Path(args.spec) / "vggnet-stats.json" if isinstance(source, FolderSource) else None
+        )
+        if out is not None:
+            save_stats(stats, out, args.spec, len(source))
+            print(f"wrote {out}")
+        return 0
+    splits = ("train", "val") if args.split == "both" else (args.split,)
+    bad_total = 0
+    for split in splits:
+        source = open_source(args.spec, split, args.val_labels)
+        bad = find_bad_images(source, workers=args.workers)
+        for _, reason in bad:
+            print(reason)
+        print(f"{split}: {len(source)} images, {len(bad)} unusable")
+        bad_total += len(bad)
+    return 1 if bad_total else 0
+
+
+COMMANDS = {"info": run_info, "import": run_import, "export": run_export, "data": run_data}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``vggnet``; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
     except VGGError as err:
         print(f"vggnet: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("vggnet: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0

@@ -1,0 +1,121 @@
+"""Batches for training and evaluation: datasets over a source, bad-file-tolerant collation, loaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.data import DataLoader, Dataset, default_collate
+
+from vggnet.data.images import BadImage
+from vggnet.data.sampler import GlobalBatchSampler
+from vggnet.data.transforms import TrainTransform, rescale
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An image that could not be used, and why (one line, naming the file)."""
+
+    name: str
+    reason: str
+
+
+@dataclass
+class Batch:
+    """A collated batch: uint8 images, labels, colour-shift draws, sample indices, skipped files."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    alpha: torch.Tensor
+    indices: torch.Tensor
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def pin_memory(self) -> Batch:
+        """Page-lock the tensors (DataLoader calls this with ``pin_memory=True``)."""
+        return Batch(
+            self.images.pin_memory(),
+            self.labels.pin_memory(),
+            self.alpha.pin_memory(),
+            self.indices,
+            self.skipped,
+        )
+
+
+class TrainSet(Dataset):
+    """Training views of a source; items are addressed by (epoch, index) so workers need no state."""
+
+    def __init__(self, source, transform: TrainTransform) -> None:
+        self.source = source
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, index = key
+        try:
+            image, params = self.transform(self.source, index, epoch)
+        except BadImage as err:
+            return Skipped(self.source.name(index), str(err))
+        return image, int(self.source.labels[index]), params.alpha, index
+
+
+def collate(items: list) -> Batch:
+    """Stack the good items; keep the skipped ones aside so the caller can warn and count."""
+    good = [item for item in items if not isinstance(item, Skipped)]
+    skipped = [item for item in items if isinstance(item, Skipped)]
+    if not good:
+        return Batch(
+            torch.empty(0, dtype=torch.uint8),
+            torch.empty(0, dtype=torch.long),
+            torch.empty(0),
+            torch.empty(0, dtype=torch.long),
+            skipped,
+        )
+    images, labels, alpha, indices = zip(*good, strict=True)
+    return Batch(
+        default_collate(images),  # in a worker: stacked straight into shared memory
+        torch.tensor(labels, dtype=torch.long),
+        torch.tensor(alpha, dtype=torch.float32),
+        torch.tensor(indices, dtype=torch.long),
+        skipped,
+    )
+
+
+def train_loader(
+    source,
+    transform: TrainTransform,
+    sampler: GlobalBatchSampler,
+    workers: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """A DataLoader of this rank's share of each global batch (persistent workers when > 0)."""
+    return DataLoader(
+        TrainSet(source, transform),
+        batch_sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+    )
+
+
+class RescaledSet(Dataset):
+    """Test views: each image decoded once and rescaled to every test scale Q (uint8, whole image)."""
+
+    def __init__(self, source, scales: list[int], indices: range | list[int] | None = None) -> None:
+        self.source = source
+        self.scales = list(scales)
+        self.indices = list(indices) if indices is not None else list(range(len(source)))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        index = self.indices[i]
+        try:
+            image, _ = self.source.read(index, min_short_side=min(self.scales))
+        except BadImage as err:
+            return Skipped(self.source.name(index), str(err))
+        return [rescale(image, q) for q in self.scales], int(self.source.labels[index]), index
