@@ -51,6 +51,32 @@ def resize_short_side(image: torch.Tensor, full_size: tuple[int, int], short: in
     return TF.resize(image, [height, width], antialias=True)
 
 
+def draw_crop(
+    rng: np.random.Generator,
+    scale: int,
+    full_size: tuple[int, int],
+    crop: int,
+    channels: int,
+    flip: bool = True,
+) -> CropParams:
+    """The crop position, flip and colour-shift draws for an image of ``full_size`` at ``scale``."""
+    width, height = rescaled_size(*full_size, scale)
+    left = int(rng.integers(0, width - crop + 1))
+    top = int(rng.integers(0, height - crop + 1))
+    mirrored = bool(rng.random() < 0.5) and flip
+    alpha = tuple(float(a) for a in rng.normal(0.0, LIGHTING_STD, channels))
+    return CropParams(scale, left, top, mirrored, alpha)
+
+
+def apply_crop(
+    image: torch.Tensor, full_size: tuple[int, int], params: CropParams, crop: int
+) -> torch.Tensor:
+    """Rescale (short side ``params.scale``), cut the ``crop`` square, mirror: on any device."""
+    rescaled = resize_short_side(image, full_size, params.scale)
+    out = rescaled[:, params.top : params.top + crop, params.left : params.left + crop]
+    return out.flip(-1) if params.flip else out
+
+
 def random_crop(
     image: torch.Tensor,
     full_size: tuple[int, int],
@@ -60,14 +86,8 @@ def random_crop(
     flip: bool = True,
 ) -> tuple[torch.Tensor, CropParams]:
     """Rescale isotropically so the short side is ``scale``, take a random ``crop`` square, flip."""
-    rescaled = resize_short_side(image, full_size, scale)
-    height, width = rescaled.shape[-2:]
-    left = int(rng.integers(0, width - crop + 1))
-    top = int(rng.integers(0, height - crop + 1))
-    mirrored = bool(rng.random() < 0.5) and flip
-    alpha = tuple(float(a) for a in rng.normal(0.0, LIGHTING_STD, image.shape[0]))
-    out = rescaled[:, top : top + crop, left : left + crop]
-    return (out.flip(-1) if mirrored else out), CropParams(scale, left, top, mirrored, alpha)
+    params = draw_crop(rng, scale, full_size, crop, image.shape[0], flip)
+    return apply_crop(image, full_size, params, crop), params
 
 
 @dataclass(frozen=True)
@@ -79,10 +99,14 @@ class TrainTransform:
     seed: int = 0
     flip: bool = True
 
+    def draw_scale(self, index: int, epoch: int) -> tuple[np.random.Generator, int]:
+        """The image's random stream and its training scale S (the first draw)."""
+        rng = image_rng(self.seed, epoch, index)
+        return rng, int(rng.integers(self.scale.smin, self.scale.smax + 1))
+
     def __call__(self, source, index: int, epoch: int) -> tuple[torch.Tensor, CropParams]:
         """(uint8 crop (C, crop, crop), its parameters) for image ``index`` of ``source``."""
-        rng = image_rng(self.seed, epoch, index)
-        s = int(rng.integers(self.scale.smin, self.scale.smax + 1))
+        rng, s = self.draw_scale(index, epoch)
         image, full = source.read(index, min_short_side=s)
         return random_crop(image, full, rng, s, self.crop, self.flip)
 
