@@ -53,6 +53,7 @@ demo: setup data
 
 bench: setup
 	$(BIN)/python benchmarks/forward.py
+	$(BIN)/python benchmarks/pipeline.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

@@ -8,6 +8,8 @@ from tests.helpers import write_image_folder
 from vggnet import VGGError
 from vggnet.data import (
     GlobalBatchSampler,
+    SkipCounter,
+    Skipped,
     TrainTransform,
     open_source,
     parse_scale,
@@ -107,3 +109,22 @@ def test_bad_files_are_skipped_named_and_counted(tmp_path):
     assert sorted(s.name.split("train/")[1] for s in batch.skipped) == ["a/0.jpg", "b/2.jpg"]
     assert all(s.reason for s in batch.skipped)
     assert np.setdiff1d(np.arange(8), batch.indices.numpy()).tolist() == [0, 6]
+
+
+def test_skip_counter_warns_once_per_file_and_strict_stops():
+    lines = []
+    counter = SkipCounter(warn=lines.append)
+    bad = [Skipped("x.jpg", "x.jpg: empty file"), Skipped("y.jpg", "y.jpg: cannot decode (oops)")]
+    counter(bad)
+    counter(bad[:1])
+    assert counter.count == 3
+    assert lines == ["skipped x.jpg: empty file", "skipped y.jpg: cannot decode (oops)"]
+    with pytest.raises(VGGError, match=r"x.jpg: empty file \(stopped by --strict"):
+        SkipCounter(strict=True)(bad)
+
+
+def test_images_smaller_than_the_crop_are_upscaled(tmp_path):
+    write_image_folder(tmp_path, classes=("a",), train=2, size=(20, 30))
+    source = open_source(str(tmp_path), "train")
+    image, params = TrainTransform(parse_scale("256", 224), 224)(source, 0, 0)
+    assert image.shape == (3, 224, 224) and params.top <= int(30 * 256 / 20) - 224

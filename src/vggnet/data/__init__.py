@@ -1,7 +1,15 @@
 """The input pipeline: sources -> per-image transforms -> exact global batches -> device normalisation."""
 
 from vggnet.data.geometry import Scale, default_test_scales, parse_scale, single_test_scale
-from vggnet.data.loader import Batch, RescaledSet, Skipped, TrainSet, collate, train_loader
+from vggnet.data.loader import (
+    Batch,
+    RescaledSet,
+    SkipCounter,
+    Skipped,
+    TrainSet,
+    collate,
+    train_loader,
+)
 from vggnet.data.sampler import GlobalBatchSampler, shard_indices
 from vggnet.data.sources import open_source
 from vggnet.data.stats import ChannelStats, compute_stats
@@ -14,6 +22,7 @@ __all__ = [
     "GlobalBatchSampler",
     "RescaledSet",
     "Scale",
+    "SkipCounter",
     "Skipped",
     "TrainSet",
     "TrainTransform",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -10,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from vggnet.data.images import BadImage
 from vggnet.data.sampler import GlobalBatchSampler
 from vggnet.data.transforms import TrainTransform, rescale
+from vggnet.errors import VGGError
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,28 @@ class Batch:
             self.indices,
             self.skipped,
         )
+
+
+class SkipCounter:
+    """Warns once per unusable file (naming it), counts them, or with ``strict`` stops at the first."""
+
+    def __init__(self, strict: bool = False, warn: Callable[[str], None] | None = None) -> None:
+        self.strict = strict
+        self.warn = warn or (lambda line: print(f"vggnet: warning: {line}", file=sys.stderr))
+        self.names: set[str] = set()
+        self.count = 0
+
+    def __call__(self, skipped: list[Skipped]) -> None:
+        """Record a batch's skipped files."""
+        for item in skipped:
+            if self.strict:
+                raise VGGError(
+                    f"{item.reason} (stopped by --strict; `vggnet data check` lists all)"
+                )
+            self.count += 1
+            if item.name not in self.names:
+                self.names.add(item.name)
+                self.warn(f"skipped {item.reason}")
 
 
 class TrainSet(Dataset):
