@@ -23,6 +23,98 @@ def _add_shape_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crop-size", type=int, default=configs.CROP_SIZE)
 
 
+def add_train_parser(sub) -> None:
+    """``vggnet train``: every flag defaults to None so a resumed run knows what was given."""
+    t = sub.add_parser(
+        "train",
+        help="train a network with the paper's recipe",
+        description="Train with the paper's recipe (section 2). Defaults are the paper's. "
+        "Under torchrun, --batch-size is the global batch, split across processes.",
+    )
+    t.add_argument("--config", help="Table 1 config: A, A-LRN, B, C, D, E (or vgg11..vgg19)")
+    t.add_argument("--data", help="folder, fashion-mnist[:PATH] or synthetic[:...]")
+    t.add_argument(
+        "--out",
+        required=True,
+        metavar="RUN",
+        help="run folder (last.ckpt, best.ckpt, metrics.jsonl, ...)",
+    )
+    t.add_argument(
+        "--resume", action="store_true", help="continue RUN/last.ckpt with its stored settings"
+    )
+    t.add_argument(
+        "--scale", help="training scale S (256) or jittered Smin:Smax (256:512); default 256"
+    )
+    t.add_argument("--crop", type=int, help="training crop (default 224; a multiple of 32)")
+    t.add_argument("--batch-size", type=int, help="global batch (default 256)")
+    t.add_argument(
+        "--lr", type=float, help="initial learning rate (default 1e-2; 1e-3 with --finetune-from)"
+    )
+    t.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
+    t.add_argument(
+        "--weight-decay", type=float, help="L2 on conv/FC weights, not biases or BN (default 5e-4)"
+    )
+    t.add_argument("--dropout", type=float, help="dropout on fc6 and fc7 (default 0.5)")
+    t.add_argument("--epochs", type=int, help="total epochs for the run (default 74)")
+    t.add_argument("--max-steps", type=int, help="total optimiser steps for the run")
+    t.add_argument(
+        "--seed", type=int, help="seed of the initialisation, sampling and augmentation (default 0)"
+    )
+    t.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    t.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="default fp32")
+    t.add_argument("--channels-last", action="store_const", const=True, help="NHWC memory format")
+    t.add_argument("--compile", action="store_const", const=True, help="torch.compile the network")
+    t.add_argument(
+        "--workers", type=int, help="loader processes (default: 0 for Fashion-MNIST, else up to 8)"
+    )
+    t.add_argument("--width", type=float, help="scale of every conv's channels (default 1)")
+    t.add_argument("--fc-width", type=int, help="width of fc6/fc7 (default 4096)")
+    t.add_argument("--batch-norm", action="store_const", const=True, help="BN after every conv")
+    t.add_argument(
+        "--init", choices=("paper", "glorot", "kaiming"), help="default paper: N(0, 0.01^2)"
+    )
+    t.add_argument(
+        "--init-from",
+        metavar="CKPT",
+        help="start from net A's first four convs and three FC layers",
+    )
+    t.add_argument(
+        "--finetune-from", metavar="CKPT", help="start from a trained net of the same config"
+    )
+    t.add_argument(
+        "--patience", type=int, help="epochs without improvement before lr / 10 (default 3)"
+    )
+    t.add_argument(
+        "--normalize",
+        choices=("paper", "standard"),
+        help="paper: subtract the mean pixel (0..255); standard: also divide by the std",
+    )
+    t.add_argument("--accumulate", type=int, help="micro-batches per step, same result (default 1)")
+    t.add_argument(
+        "--no-lighting",
+        dest="lighting",
+        action="store_const",
+        const=False,
+        help="no PCA colour shift",
+    )
+    t.add_argument(
+        "--val-labels", metavar="FILE", help="labels of a flat val folder (lines 'filename class')"
+    )
+    t.add_argument("--val-batch-size", type=int, help="validation batch (default: --batch-size)")
+    t.add_argument(
+        "--strict", action="store_const", const=True, help="stop at the first unreadable image"
+    )
+    t.add_argument(
+        "--checkpoint-every", type=int, help="steps between last.ckpt writes (default 1000)"
+    )
+    t.add_argument("--log-every", type=int, help="steps between metrics.jsonl lines (default 10)")
+    t.add_argument(
+        "--dist-timeout",
+        type=float,
+        help="seconds before a stuck process group fails (default 600)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``vggnet`` argument parser with all subcommands."""
     parser = argparse.ArgumentParser(
@@ -58,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--split", choices=("train", "val", "both"), default="both")
     check.add_argument("--val-labels", help="labels file for a flat val folder")
     check.add_argument("--workers", type=int, default=0, help="decoding processes (0: this one)")
+
+    add_train_parser(sub)
 
     exp = sub.add_parser("export", help="write a checkpoint's weights in another layout")
     exp.add_argument("--checkpoint", required=True, metavar="CKPT")
@@ -163,7 +257,23 @@ def run_data(args: argparse.Namespace) -> int:
     return 1 if bad_total else 0
 
 
-COMMANDS = {"info": run_info, "import": run_import, "export": run_export, "data": run_data}
+def run_train(args: argparse.Namespace) -> None:
+    """Train or resume a run."""
+    from vggnet.train import train
+
+    given = {
+        k: v for k, v in vars(args).items() if v is not None and k not in ("command", "resume")
+    }
+    train(given, resume=args.resume)
+
+
+COMMANDS = {
+    "info": run_info,
+    "import": run_import,
+    "export": run_export,
+    "data": run_data,
+    "train": run_train,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

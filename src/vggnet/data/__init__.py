@@ -7,6 +7,7 @@ from vggnet.data.loader import (
     SkipCounter,
     Skipped,
     TrainSet,
+    center_loader,
     collate,
     train_loader,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "TrainSet",
     "TrainTransform",
     "center_crop",
+    "center_loader",
     "collate",
     "compute_stats",
     "default_test_scales",

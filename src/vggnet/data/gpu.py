@@ -199,4 +199,5 @@ def encoded_train_loader(
         collate_fn=collate_encoded,
         persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,
+        generator=torch.Generator(),
     )

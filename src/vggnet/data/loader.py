@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from vggnet.data.images import BadImage
 from vggnet.data.sampler import GlobalBatchSampler
-from vggnet.data.transforms import TrainTransform, rescale
+from vggnet.data.transforms import TrainTransform, center_crop, rescale
 from vggnet.errors import VGGError
 
 
@@ -114,7 +114,11 @@ def train_loader(
     workers: int = 0,
     pin_memory: bool = False,
 ) -> DataLoader:
-    """A DataLoader of this rank's share of each global batch (persistent workers when > 0)."""
+    """A DataLoader of this rank's share of each global batch (persistent workers when > 0).
+
+    Its own generator keeps the loader from drawing on the global torch RNG, so that
+    creating it never shifts the dropout stream (resumed runs stay bit-identical).
+    """
     return DataLoader(
         TrainSet(source, transform),
         batch_sampler=sampler,
@@ -123,6 +127,7 @@ def train_loader(
         pin_memory=pin_memory,
         persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,
+        generator=torch.Generator(),
     )
 
 
@@ -144,3 +149,36 @@ class RescaledSet(Dataset):
         except BadImage as err:
             return Skipped(self.source.name(index), str(err))
         return [rescale(image, q) for q in self.scales], int(self.source.labels[index]), index
+
+
+def center_collate(crop: int):
+    """A collate function: centre ``crop`` squares of the first test scale, stacked (uint8)."""
+
+    def collate_center(items: list) -> Batch:
+        good = [item for item in items if not isinstance(item, Skipped)]
+        skipped = [item for item in items if isinstance(item, Skipped)]
+        if not good:
+            empty = torch.empty(0, dtype=torch.long)
+            return Batch(torch.empty(0, dtype=torch.uint8), empty, torch.empty(0), empty, skipped)
+        images = [center_crop(views[0], crop).contiguous() for views, _, _ in good]
+        return Batch(
+            default_collate(images),
+            torch.tensor([label for _, label, _ in good]),
+            torch.empty(0),
+            torch.tensor([index for _, _, index in good]),
+            skipped,
+        )
+
+    return collate_center
+
+
+def center_loader(
+    source, scale: int, crop: int, indices: range, batch_size: int, workers: int = 0
+) -> DataLoader:
+    """Centre crops at test scale Q of the given images (for validation during training)."""
+    return DataLoader(
+        RescaledSet(source, [scale], indices),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=center_collate(crop),
+    )

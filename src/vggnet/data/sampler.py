@@ -48,16 +48,18 @@ class GlobalBatchSampler:
         self.shuffle = shuffle
         self.epoch = 0
         self.start_step = 0
+        self.stop_step: int | None = None
 
     @property
     def steps_per_epoch(self) -> int:
         """Full global batches per epoch."""
         return self.num_samples // self.batch_size
 
-    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
-        """Choose the epoch (its shuffle) and the step to start from (for resuming)."""
+    def set_epoch(self, epoch: int, start_step: int = 0, stop_step: int | None = None) -> None:
+        """Choose the epoch (its shuffle), the step to start from (resuming) and to stop before."""
         self.epoch = epoch
         self.start_step = start_step
+        self.stop_step = stop_step
 
     def order(self, epoch: int) -> np.ndarray:
         """The epoch's sample order."""
@@ -71,13 +73,17 @@ class GlobalBatchSampler:
         """Indices of the whole batch of ``step`` (all ranks together)."""
         return self.order(epoch)[step * self.batch_size : (step + 1) * self.batch_size]
 
+    def _end(self) -> int:
+        end = self.steps_per_epoch
+        return end if self.stop_step is None else max(self.start_step, min(end, self.stop_step))
+
     def __len__(self) -> int:
-        return self.steps_per_epoch - self.start_step
+        return self._end() - self.start_step
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         order = self.order(self.epoch)
         local = self.batch_size // self.world_size
-        for step in range(self.start_step, self.steps_per_epoch):
+        for step in range(self.start_step, self._end()):
             start = step * self.batch_size + self.rank * local
             yield [(self.epoch, int(i)) for i in order[start : start + local]]
 

@@ -29,9 +29,17 @@ class ChannelStats:
     sampled: bool
     skipped: int = 0
 
-    def preprocessing(self) -> Preprocessing:
-        """The paper's preprocessing for this data: subtract the mean pixel from 0..255 values."""
-        return Preprocessing.paper(tuple(m * 255 for m in self.mean))
+    def preprocessing(self, standardize: bool = False) -> Preprocessing:
+        """The paper's preprocessing for this data: subtract the mean pixel from 0..255 values.
+
+        With ``standardize``, also divide by each channel's standard deviation (unit-variance
+        input, which the Glorot and He initialisations assume).
+        """
+        if not standardize:
+            return Preprocessing.paper(tuple(m * 255 for m in self.mean))
+        std = tuple(max(self.cov[i][i], 1e-12) ** 0.5 for i in range(len(self.mean)))
+        order = "L" if len(self.mean) == 1 else "RGB"
+        return Preprocessing(tuple(self.mean), std, order)
 
     def to_dict(self) -> dict:
         """Plain data for JSON and checkpoints."""

@@ -1,0 +1,73 @@
+"""torchrun / DDP set-up: process group from the environment, rank helpers, collective sums."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from vggnet.errors import VGGError
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place: rank among world_size, local rank for the device."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 prints and writes."""
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        """More than one process."""
+        return self.world_size > 1
+
+
+def setup(device_type: str, timeout_s: float) -> Dist:
+    """Join the process group torchrun describes (NCCL on CUDA, gloo on CPU), if any."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return Dist()
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    backend = "nccl" if device_type == "cuda" else "gloo"
+    if device_type == "cuda":
+        torch.cuda.set_device(local_rank)
+    try:
+        dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+    except (RuntimeError, ValueError) as err:
+        raise VGGError(f"cannot join the {world_size}-process group ({backend}): {err}") from None
+    return Dist(rank, world_size, local_rank)
+
+
+def teardown(d: Dist) -> None:
+    """Leave the process group."""
+    if d.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_sum(values: list[float], d: Dist, device: torch.device) -> list[float]:
+    """Element-wise sum over processes (identity in one process)."""
+    if not d.enabled:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def any_true(flag: bool, d: Dist, device: torch.device) -> bool:
+    """True if ``flag`` is true on any process (so all stop at the same step)."""
+    return bool(all_sum([float(flag)], d, device)[0]) if d.enabled else flag
+
+
+def barrier(d: Dist) -> None:
+    """Wait for every process."""
+    if d.enabled:
+        dist.barrier()

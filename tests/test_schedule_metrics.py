@@ -1,0 +1,50 @@
+"""The plateau schedule and top-k errors, against hand-worked cases."""
+
+import torch
+
+from vggnet.metrics import error_percent, top_k_correct
+from vggnet.schedule import PlateauSchedule
+
+
+def test_plateau_divides_by_ten_three_times_then_stops():
+    schedule = PlateauSchedule(lr=0.01, patience=2)
+    errors = [50, 40, 41, 40.5, 39, 39, 39, 39, 39, 38, 38, 38, 38]
+    actions = [schedule.step(e) for e in errors]
+    # a new best resets the count; two epochs in a row without one trigger an action
+    expected = [None, None, None, "decrease", None, None, "decrease", None, "decrease"]
+    assert actions == [*expected, None, None, "stop", None]
+    assert abs(schedule.lr - 1e-5) < 1e-12 and schedule.decreases == 3 and schedule.finished
+
+
+def test_plateau_by_hand():
+    schedule = PlateauSchedule(lr=1.0, patience=2, threshold=0.5)
+    assert schedule.step(10.0) is None  # best 10
+    assert schedule.step(9.8) is None  # not 0.5 better: bad epoch 1
+    assert schedule.step(9.7) == "decrease"  # bad epoch 2 -> lr 0.1
+    assert schedule.lr == 0.1 and schedule.bad_epochs == 0
+    assert schedule.step(9.0) is None  # 1.0 better than 10: new best
+    state = schedule.state_dict()
+    restored = PlateauSchedule(lr=5.0)
+    restored.load_state_dict(state)
+    assert restored == schedule
+
+
+def test_top_k_by_hand_with_ties():
+    scores = torch.tensor(
+        [
+            [0.1, 0.9, 0.0, 0.0, 0.0, 0.0],  # label 1: top-1
+            [0.5, 0.2, 0.3, 0.0, 0.0, 0.0],  # label 2: rank 2 -> top-5 only
+            [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],  # label 0, all tied: rank 6 -> wrong even in top-5
+            [0.3, 0.3, 0.1, 0.1, 0.1, 0.1],  # label 1 tied with class 0 for first: wrong at top-1
+        ]
+    )
+    labels = torch.tensor([1, 2, 0, 1])
+    assert top_k_correct(scores, labels, (1, 5)) == [1, 3]
+    assert error_percent(1, 4) == 75.0
+
+
+def test_top_5_on_three_classes_is_always_right():
+    scores = torch.randn(7, 3)
+    labels = torch.randint(0, 3, (7,))
+    assert top_k_correct(scores, labels, (5,)) == [7]
+    assert error_percent(7, 7) == 0.0

@@ -1,0 +1,234 @@
+"""The training engine: learning, resume to the bit, init chains, accumulation, DDP, signals, NaN."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from vggnet import VGGError, load_checkpoint
+from vggnet.checkpoint import read_checkpoint
+from vggnet.distributed import Dist
+from vggnet.train import TrainConfig, check_config
+
+DATA = "synthetic:classes=4,train=48,val=16,size=40"
+SMALL = [
+    "--data", DATA, "--scale", "40:48", "--crop", "32", "--batch-size", "8",
+    "--width", "0.125", "--fc-width", "32", "--init", "kaiming", "--normalize", "standard",
+    "--lr", "0.02", "--workers", "0", "--log-every", "1",
+]  # fmt: skip
+
+
+def train_args(out, *extra, config="A"):
+    return ["train", "--config", config, "--out", str(out), *SMALL, *extra]
+
+
+def state(path):
+    payload = read_checkpoint(path)
+    return payload["state_dict"], payload["train_state"]
+
+
+def test_a_tiny_net_learns(tmp_path, run_cli):
+    args = train_args(
+        tmp_path / "run", "--data", "synthetic:classes=4,train=64,val=32,size=40",
+        "--epochs", "10", "--dropout", "0", "--width", "0.25", "--fc-width", "64",
+        "--batch-norm", "--scale", "40", "--no-lighting", "--lr", "0.01",
+    )  # fmt: skip
+    status, out, err = run_cli(*args)
+    assert status == 0, err
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    epochs = [r for r in map(json.loads, lines) if r["kind"] == "epoch"]
+    assert len(epochs) == 10
+    assert epochs[-1]["train_loss"] < 0.5 * epochs[0]["train_loss"]
+    assert min(r["val_top1_error"] for r in epochs) <= 10.0  # chance is 75%
+    run = tmp_path / "run"
+    for name in (
+        "last.ckpt",
+        "best.ckpt",
+        "curves.png",
+        "config.json",
+        "command.txt",
+        "stats.json",
+    ):
+        assert (run / name).is_file(), name
+    assert any((run / "tensorboard").iterdir())
+    model = load_checkpoint(run / "best.ckpt")
+    assert model.classes == ["class0", "class1", "class2", "class3"]
+    assert model.train_scale == (40, 40) and model.spec.crop_size == 32
+    assert "epoch 10/10: loss" in out  # summary lines on stdout, progress bars on stderr
+
+
+def test_resume_is_bit_identical(tmp_path, run_cli):
+    """6 steps straight == 3 steps, stop, resume to 6 (crossing an epoch end and validation)."""
+    common = ("--dropout", "0.5", "--epochs", "5")
+    assert run_cli(*train_args(tmp_path / "straight", *common, "--max-steps", "8"))[0] == 0
+    assert run_cli(*train_args(tmp_path / "split", *common, "--max-steps", "3"))[0] == 0
+    _, train3 = state(tmp_path / "split" / "last.ckpt")
+    assert train3["step"] == 3 and train3["step_in_epoch"] == 3
+    status, _, err = run_cli("train", "--out", tmp_path / "split", "--resume", "--max-steps", "8")
+    assert status == 0, err
+    a_weights, a_train = state(tmp_path / "straight" / "last.ckpt")
+    b_weights, b_train = state(tmp_path / "split" / "last.ckpt")
+    assert a_train["step"] == b_train["step"] == 8 and a_train["epoch"] == 1
+    for key in a_weights:
+        assert torch.equal(a_weights[key], b_weights[key]), key
+    for key, value in a_train["optimizer"]["state"].items():
+        assert torch.equal(
+            value["momentum_buffer"], b_train["optimizer"]["state"][key]["momentum_buffer"]
+        )
+    assert a_train["schedule"] == b_train["schedule"]
+
+
+def test_resume_refuses_contradicting_flags(tmp_path, run_cli):
+    out = tmp_path / "run"
+    assert run_cli(*train_args(out, "--max-steps", "2", "--epochs", "3"))[0] == 0
+    status, _, err = run_cli(*train_args(out, "--max-steps", "4"))
+    assert status == 2 and "already holds a run" in err and "--resume" in err
+    status, _, err = run_cli("train", "--out", out, "--resume", "--lr", "0.1")
+    assert status == 2 and err.strip().endswith(
+        "--lr 0.1 contradicts the run's stored 0.02; drop --lr to continue as stored, or start a new --out"
+    )
+    status, _, err = run_cli("train", "--out", out, "--resume", "--epochs", "2")
+    assert status == 2 and "--epochs 2 is below the run's 3" in err
+    status, _, err = run_cli("train", "--out", tmp_path / "none", "--resume")
+    assert status == 2 and "does not exist; start the run without --resume" in err
+    status, _, err = run_cli(
+        "train", "--out", out, "--resume", "--max-steps", "3", "--workers", "0"
+    )
+    assert status == 0, err
+    assert state(out / "last.ckpt")[1]["step"] == 3
+
+
+def test_init_from_a_and_finetune_from(tmp_path, run_cli):
+    a_ckpt, d_ckpt = tmp_path / "a" / "last.ckpt", tmp_path / "d" / "last.ckpt"
+    assert run_cli(*train_args(tmp_path / "a", "--max-steps", "2"))[0] == 0
+    args = train_args(tmp_path / "d", "--max-steps", "0", "--init-from", a_ckpt, config="D")
+    status, _, err = run_cli(*args)
+    assert status == 0, err
+    a, d = load_checkpoint(a_ckpt), load_checkpoint(d_ckpt)
+    for layer in ("conv1_1", "conv2_1", "conv3_1", "conv3_2", "fc6", "fc7", "fc8"):
+        assert torch.equal(getattr(a, layer).weight, getattr(d, layer).weight), layer
+    assert d.conv1_2.weight.shape == (8, 8, 3, 3)  # a layer A does not have: left as initialised
+
+    args = train_args(tmp_path / "d384", "--max-steps", "0", "--finetune-from", d_ckpt, config="D")
+    del args[args.index("--lr") : args.index("--lr") + 2]
+    status, _, err = run_cli(*args)
+    assert status == 0, err
+    fine = read_checkpoint(tmp_path / "d384" / "last.ckpt")
+    assert fine["train_state"]["config"]["lr"] == 1e-3  # the paper's rate for fine-tuning
+    for key, value in d.state_dict().items():
+        assert torch.equal(fine["state_dict"][key], value), key
+
+    args = train_args(tmp_path / "x", "--init-from", a_ckpt, "--width", "0.25", config="D")
+    status, _, err = run_cli(*args)
+    assert status == 2 and "cannot initialise conv1_1.weight" in err
+
+
+def test_gradient_accumulation_equals_the_big_batch(tmp_path, run_cli):
+    common = ("--dropout", "0", "--max-steps", "3", "--no-lighting")
+    assert run_cli(*train_args(tmp_path / "one", *common))[0] == 0
+    assert run_cli(*train_args(tmp_path / "acc", *common, "--accumulate", "4"))[0] == 0
+    a, _ = state(tmp_path / "one" / "last.ckpt")
+    b, _ = state(tmp_path / "acc" / "last.ckpt")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
+
+
+def test_nan_loss_stops_with_the_step_named(tmp_path, run_cli):
+    out = tmp_path / "run"
+    args = train_args(out, "--checkpoint-every", "1", "--epochs", "3")
+    args[args.index("--lr") + 1] = "1e6"
+    args[args.index("--normalize") + 1] = "paper"
+    status, _, err = run_cli(*args)
+    assert status == 2
+    line = err.strip().splitlines()[-1]
+    assert "vggnet: error: the loss is nan" in line or "the loss is inf" in line
+    assert "at step" in line
+    if (out / "last.ckpt").exists():
+        weights, train_state = state(out / "last.ckpt")
+        assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+        assert f"at step {train_state['step'] + 1} " in line
+
+
+def test_config_checks():
+    cfg = TrainConfig("A", DATA, "x").resolved()
+    cpu = torch.device("cpu")
+    with pytest.raises(VGGError, match="not divisible by the 3 processes"):
+        check_config(TrainConfig("A", DATA, "x", batch_size=8).resolved(), Dist(0, 3, 0), cpu)
+    with pytest.raises(VGGError, match="--accumulate 3 does not divide the per-process batch 128"):
+        check_config(TrainConfig("A", DATA, "x", accumulate=3).resolved(), Dist(0, 2, 0), cpu)
+    with pytest.raises(VGGError, match="--precision fp16 needs --device cuda"):
+        check_config(TrainConfig("A", DATA, "x", precision="fp16").resolved(), Dist(), cpu)
+    check_config(cfg, Dist(), cpu)
+
+
+def test_bf16_refused_without_native_support(monkeypatch):
+    import vggnet.train as train_module
+
+    monkeypatch.setattr(train_module, "supports_bf16", lambda device: False)
+    with pytest.raises(VGGError, match="--precision bf16: cpu here has no native bf16"):
+        check_config(
+            TrainConfig("A", DATA, "x", precision="bf16").resolved(), Dist(), torch.device("cpu")
+        )
+
+
+def test_bad_device_and_missing_flags(tmp_path, run_cli):
+    status, _, err = run_cli(*train_args(tmp_path / "r", "--device", "tpu"))
+    assert status == 2 and "--device" in err and "use cpu or cuda" in err
+    status, _, err = run_cli("train", "--out", tmp_path / "r2", "--data", DATA)
+    assert status == 2 and "needs --config" in err
+    status, _, err = run_cli(*train_args(tmp_path / "r3", "--scale", "30"))
+    assert status == 2 and "--scale 30: S = 30 is smaller than the crop 32" in err
+
+
+def run_vggnet(args, **kwargs):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "vggnet", *map(str, args)], env=env, **kwargs)
+
+
+def test_sigterm_writes_a_checkpoint_and_exits_cleanly(tmp_path):
+    out = tmp_path / "run"
+    data = "synthetic:classes=4,train=4000,val=16,size=40"
+    args = train_args(out, "--epochs", "1", "--checkpoint-every", "100000")
+    args[args.index("--data") + 1] = data
+    proc = run_vggnet(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and (
+        not metrics.exists() or len(metrics.read_text().splitlines()) < 3
+    ):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    start = time.time()
+    stdout, err = proc.communicate(timeout=30)
+    assert time.time() - start < 10
+    assert proc.returncode == 0, err
+    assert "stopped by SIGTERM at step" in stdout and "--resume" in stdout
+    _, train_state = state(out / "last.ckpt")
+    assert 3 <= train_state["step"] < 500
+    load_checkpoint(out / "last.ckpt")
+
+
+def test_two_processes_equal_one(tmp_path):
+    """torchrun with 2 CPU processes (gloo), global batch split in two == 1 process, dropout off."""
+    common = ("--dropout", "0", "--max-steps", "4", "--epochs", "2")
+    single = run_vggnet(train_args(tmp_path / "one", *common), stderr=subprocess.PIPE, text=True)
+    assert single.wait(timeout=120) == 0, single.stderr.read()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "vggnet", *map(str, train_args(tmp_path / "two", *common))],
+        env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    a, ta = state(tmp_path / "one" / "last.ckpt")
+    b, tb = state(tmp_path / "two" / "last.ckpt")
+    assert tb["world_size"] == 2 and ta["step"] == tb["step"] == 4
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
+    assert Path(tmp_path / "two" / "metrics.jsonl").read_text().count('"kind": "epoch"') == 0
