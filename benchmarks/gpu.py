@@ -9,7 +9,9 @@ Measures, with torchvision's vgg16 as the baseline in the same process:
 3. the training input pipeline on generated ~500x375 JPEGs: JPEG bytes decoded and
    augmented on the GPU (nvJPEG) vs decoded on the CPU workers, images/s, and how far
    the GPU-decoded crops are from the CPU-decoded ones (max / mean |difference|);
-4. peak GPU memory of each forward configuration.
+4. peak GPU memory of each forward configuration;
+5. the training step of D at 224, batch 256: torchvision fp32 vs ours fp32, bf16 +
+   channels_last, and + torch.compile; images/s, ratio and model FLOPs utilisation.
 Writes a JSON of all numbers to DIR/gpu.json and prints a readable log.
 """
 
@@ -28,6 +30,7 @@ import torch
 import torchvision
 from common import machine
 from pipeline import write_jpegs
+from train_step import run as train_step_run
 
 from vggnet import to_dense
 from vggnet.data import GlobalBatchSampler, TrainTransform, open_source, parse_scale, train_loader
@@ -178,6 +181,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU")
     parser.add_argument("--out", default=os.environ.get("OUT", "."))
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        default=["forward", "dense", "pipeline", "train"],
+        choices=["forward", "dense", "pipeline", "train"],
+    )
     args = parser.parse_args()
     device = torch.device("cpu" if args.smoke else "cuda")
     if device.type == "cuda":
@@ -190,14 +199,32 @@ def main() -> None:
 
     log(f"benchmarks/gpu.py on {machine(device)}, torchvision {torchvision.__version__}")
     report = {"machine": machine(device)}
-    if args.smoke:
-        report["forward"] = forward_section(device, [2], 1, 1, log, ("fp32",))
-        report["dense"] = dense_section(device, [256], 1, 1, log)
-        report["pipeline"] = pipeline_section(device, 16, 8, 2, log)
-    else:
-        report["forward"] = forward_section(device, [8, 64], 10, 3, log)
-        report["dense"] = dense_section(device, [256, 384, 512], 16, 10, log)
-        report["pipeline"] = pipeline_section(device, 2048, 256, 12, log)
+    small = args.smoke
+    if "forward" in args.sections:
+        if small:
+            report["forward"] = forward_section(device, [2], 1, 1, log, ("fp32",))
+        else:
+            report["forward"] = forward_section(device, [8, 64], 10, 3, log)
+    if "dense" in args.sections:
+        scales, batch = ([256], 1) if small else ([256, 384, 512], 16)
+        report["dense"] = dense_section(device, scales, batch, 1 if small else 10, log)
+    if "pipeline" in args.sections:
+        report["pipeline"] = pipeline_section(
+            device, *((16, 8, 2) if small else (2048, 256, 12)), log
+        )
+    if "train" in args.sections:
+        step_args = argparse.Namespace(
+            device=str(device),
+            size=32 if small else 224,
+            width=0.25 if small else 1.0,
+            batch=8 if small else 256,
+            classes=1000,
+            iters=2 if small else 5,
+            warmup=1 if small else 3,
+            repeats=2 if small else 3,
+            variants=["fp32", "fp32-cl"] if small else ["fp32", "bf16-cl", "bf16-cl-compile"],
+        )
+        report["train"] = train_step_run(step_args)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     Path(args.out, "gpu.json").write_text(json.dumps(report, indent=1))
     Path(args.out, "gpu.log").write_text("\n".join(lines) + "\n")
