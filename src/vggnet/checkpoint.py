@@ -80,7 +80,10 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: 
                 f"{source}: layer {key} has shape {tuple(state_dict[key].shape)} in the file "
                 f"but {tuple(value.shape)} in the model"
             )
-    model.load_state_dict(state_dict, strict=True, assign=True)
+    # A model built on the meta device takes the tensors as they are; a real one copies them
+    # into its own (aligned) storage, so kernels see the same memory as in an unbroken run.
+    on_meta = any(t.is_meta for t in model.state_dict().values())
+    model.load_state_dict(state_dict, strict=True, assign=on_meta)
 
 
 def model_from_payload(payload: dict, source: str) -> VGG:
