@@ -18,9 +18,30 @@ from vggnet.train import TrainConfig, check_config
 
 DATA = "synthetic:classes=4,train=48,val=16,size=40"
 SMALL = [
-    "--data", DATA, "--scale", "40:48", "--crop", "32", "--batch-size", "8",
-    "--width", "0.125", "--fc-width", "32", "--init", "kaiming", "--normalize", "standard",
-    "--lr", "0.02", "--workers", "0", "--log-every", "1", "--device", "cpu",
+    "--data",
+    DATA,
+    "--scale",
+    "40:48",
+    "--crop",
+    "32",
+    "--batch-size",
+    "8",
+    "--width",
+    "0.125",
+    "--fc-width",
+    "32",
+    "--init",
+    "kaiming",
+    "--normalize",
+    "standard",
+    "--lr",
+    "0.02",
+    "--workers",
+    "0",
+    "--log-every",
+    "1",
+    "--device",
+    "cpu",
 ]  # fmt: skip  (--device cpu: the bit-identity guarantees are the CPU's; CUDA kernels may vary)
 
 
