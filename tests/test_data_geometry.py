@@ -54,6 +54,8 @@ def test_test_scale_rules_of_tables_3_and_4():
     assert default_test_scales(Scale(384, 384)) == [352, 384, 416]
     assert default_test_scales(Scale(256, 512)) == [256, 384, 512]
     assert default_test_scales(Scale(37, 37), crop=32) == [32, 37, 42]
+    assert default_test_scales(Scale(224, 224)) == [224, 256]  # 192 would be below the crop
+    assert default_test_scales(Scale(224, 224)) == [224, 256]  # 192 would be below the crop
     assert single_test_scale(Scale(256, 512)) == 384 and single_test_scale(Scale(256, 256)) == 256
 
 

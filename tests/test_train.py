@@ -189,9 +189,9 @@ def test_config_checks():
 
 
 def test_bf16_refused_without_native_support(monkeypatch):
-    import vggnet.train as train_module
+    import vggnet.devices
 
-    monkeypatch.setattr(train_module, "supports_bf16", lambda device: False)
+    monkeypatch.setattr(vggnet.devices, "supports_bf16", lambda device: False)
     with pytest.raises(VGGError, match="--precision bf16: cpu here has no native bf16"):
         check_config(
             TrainConfig("A", DATA, "x", precision="bf16").resolved(), Dist(), torch.device("cpu")

@@ -115,6 +115,90 @@ def add_train_parser(sub) -> None:
     )
 
 
+def _scales(text: str) -> list[int]:
+    try:
+        return [int(q) for q in text.split(",") if q.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of integers like 224,256,288"
+        ) from None
+
+
+def add_eval_parsers(sub) -> None:
+    """``vggnet eval``, ``vggnet ensemble`` and ``vggnet predict``."""
+    e = sub.add_parser("eval", help="top-1/top-5 error with the paper's test protocols")
+    e.add_argument(
+        "--checkpoint",
+        action="append",
+        required=True,
+        metavar="CKPT",
+        help="repeat for an ensemble",
+    )
+    e.add_argument("--data", required=True, help="folder, fashion-mnist[:PATH] or synthetic[:...]")
+    e.add_argument("--split", choices=("train", "val"), default="val")
+    e.add_argument("--val-labels", metavar="FILE", help="labels of a flat val folder")
+    e.add_argument(
+        "--method", choices=("center", "dense", "multi-crop", "dense+multi-crop"), default="dense"
+    )
+    e.add_argument(
+        "--scales",
+        type=_scales,
+        metavar="Q[,Q...]",
+        help="test scales (default: Table 4's rule from the training scale)",
+    )
+    e.add_argument("--no-flip", action="store_true", help="do not average with mirrored images")
+    e.add_argument(
+        "--grid",
+        type=int,
+        default=5,
+        help="multi-crop grid side (default 5: 25 crops, 50 with flips)",
+    )
+    e.add_argument("--batch-size", type=int, default=32, help="images (or crops) per forward pass")
+    e.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    e.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    e.add_argument("--channels-last", action="store_true")
+    e.add_argument("--workers", type=int, default=0, help="decoding processes")
+    e.add_argument(
+        "--class-order",
+        choices=("name", "index"),
+        default="name",
+        help="match model and data classes by name or by sorted position",
+    )
+    e.add_argument("--json", metavar="FILE", help="write the result as JSON")
+    e.add_argument(
+        "--save-scores", metavar="FILE", help="write per-image posteriors (for vggnet ensemble)"
+    )
+    e.add_argument("--dist-timeout", type=float, default=600.0)
+
+    n = sub.add_parser("ensemble", help="recombine saved scores: ensembles, protocols, scales")
+    n.add_argument(
+        "scores", nargs="+", metavar="SCORES", help="files written by vggnet eval --save-scores"
+    )
+    n.add_argument(
+        "--method",
+        choices=("center", "dense", "multi-crop", "dense+multi-crop"),
+        help="parts to average (default: all saved)",
+    )
+    n.add_argument(
+        "--scales", type=_scales, metavar="Q[,Q...]", help="scales to average (default: all saved)"
+    )
+    n.add_argument("--json", metavar="FILE")
+
+    p = sub.add_parser("predict", help="class names and probabilities for image files")
+    p.add_argument("--checkpoint", required=True, metavar="CKPT")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument(
+        "--method", choices=("center", "dense", "multi-crop", "dense+multi-crop"), default="dense"
+    )
+    p.add_argument(
+        "--scales", type=_scales, metavar="Q[,Q...]", help="default: Q = S (Table 3's rule)"
+    )
+    p.add_argument("--no-flip", action="store_true")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``vggnet`` argument parser with all subcommands."""
     parser = argparse.ArgumentParser(
@@ -152,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--workers", type=int, default=0, help="decoding processes (0: this one)")
 
     add_train_parser(sub)
+    add_eval_parsers(sub)
 
     exp = sub.add_parser("export", help="write a checkpoint's weights in another layout")
     exp.add_argument("--checkpoint", required=True, metavar="CKPT")
@@ -267,12 +352,172 @@ def run_train(args: argparse.Namespace) -> None:
     train(given, resume=args.resume)
 
 
+def run_eval(args: argparse.Namespace) -> None:
+    """Evaluate one checkpoint or an ensemble with a protocol; print the table."""
+    import json
+
+    from vggnet.data import open_source
+    from vggnet.devices import check_precision, default_device, resolve_device
+    from vggnet.distributed import setup, teardown
+    from vggnet.evaluate import (
+        Protocol,
+        check_classes,
+        format_results,
+        gather_scores,
+        load_models,
+        result_row,
+        save_scores,
+        score_images,
+    )
+
+    protocol = Protocol(args.method, args.scales, not args.no_flip, args.grid)
+    if args.batch_size < 1:
+        raise VGGError(f"--batch-size must be >= 1, got {args.batch_size}")
+    name = args.device or default_device()
+    d = setup("cuda" if name.startswith("cuda") else "cpu", args.dist_timeout)
+    try:
+        device = resolve_device(name, d.local_rank if d.enabled else None)
+        check_precision(args.precision, device)
+        source = open_source(args.data, args.split, args.val_labels)
+        if len(source) == 0:
+            raise VGGError(f"--data {args.data}: the {args.split} split has no images")
+        models = load_models(args.checkpoint, protocol, device, args.channels_last)
+        for sm in models:
+            if sm.model.spec.in_channels != source.channels:
+                raise VGGError(
+                    f"{sm.name} takes {sm.model.spec.in_channels}-channel images, "
+                    f"--data {args.data} has {source.channels}"
+                )
+        classes = check_classes(
+            [sm.model for sm in models],
+            args.checkpoint,
+            source.classes,
+            args.class_order == "index",
+        )
+        scores = score_images(
+            models,
+            source,
+            protocol,
+            classes,
+            d,
+            args.batch_size,
+            args.workers,
+            args.precision,
+            d.is_main,
+        )
+        scores = gather_scores(scores, d)
+        if not d.is_main:
+            return
+        for item in scores.skipped:
+            print(f"vggnet: warning: skipped {item.reason}", file=sys.stderr)
+        row = result_row(scores, args.method)
+        print(format_results([row]))
+        if scores.skipped:
+            print(
+                f"({len(scores.skipped)} unreadable images skipped: errors are over the {row['images']} scored)"
+            )
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(row, f, indent=1)
+        if args.save_scores:
+            save_scores(scores, args.save_scores)
+    finally:
+        teardown(d)
+
+
+def run_ensemble(args: argparse.Namespace) -> None:
+    """Recombine saved per-image posteriors without running the networks again."""
+    import json
+
+    from vggnet.evaluate import PARTS, Scores, format_results, merge_scores, result_row
+
+    merged = merge_scores([Scores.load(p) for p in args.scores], args.scores)
+    method = args.method or "+".join(merged.parts)
+    row = result_row(merged, method, PARTS[args.method] if args.method else None, args.scales)
+    print(format_results([row]))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(row, f, indent=1)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Top classes and probabilities for each image file."""
+    import json
+
+    import torch
+
+    from vggnet.checkpoint import load_checkpoint
+    from vggnet.data.geometry import Scale, single_test_scale
+    from vggnet.data.images import BadImage, decode_image
+    from vggnet.data.transforms import rescale
+    from vggnet.devices import default_device, resolve_device
+    from vggnet.evaluate import PARTS, Protocol, part_posteriors, prepare
+
+    model = load_checkpoint(args.checkpoint)
+    scales = args.scales
+    if not scales:
+        if model.train_scale is None:
+            raise VGGError(f"{args.checkpoint} stores no training scale: pass --scales Q")
+        scales = [single_test_scale(Scale(*model.train_scale))]
+    protocol = Protocol(args.method, scales, not args.no_flip)
+    sm = prepare(model, protocol, resolve_device(args.device or default_device()), args.checkpoint)
+    classes = model.classes or [str(i) for i in range(model.spec.num_classes)]
+    mode = "L" if model.spec.in_channels == 1 else "RGB"
+    results, failed = [], 0
+    for path in args.images:
+        try:
+            image, _ = decode_image(path, mode, min(sm.scales))
+        except BadImage as err:
+            print(f"vggnet: error: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        with torch.inference_mode():
+            posteriors = torch.stack(
+                [
+                    part_posteriors(sm, part, [rescale(image, q)], protocol, 64)[0]
+                    for q in sm.scales
+                    for part in PARTS[protocol.method]
+                ]
+            ).mean(0)
+        top = posteriors.topk(min(args.top, len(classes)))
+        results.append(
+            {
+                "image": str(path),
+                "top": [
+                    {"class": classes[i], "index": int(i), "probability": float(p)}
+                    for p, i in zip(top.values, top.indices, strict=True)
+                ],
+            }
+        )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "checkpoint": args.checkpoint,
+                    "method": args.method,
+                    "scales": sm.scales,
+                    "results": results,
+                },
+                indent=1,
+            )
+        )
+    else:
+        for r in results:
+            print(r["image"])
+            for rank, t in enumerate(r["top"], start=1):
+                print(f"  {rank}. {t['probability'] * 100:6.2f}%  {t['class']}")
+    return 1 if failed else 0
+
+
 COMMANDS = {
     "info": run_info,
     "import": run_import,
     "export": run_export,
     "data": run_data,
     "train": run_train,
+    "eval": run_eval,
+    "ensemble": run_ensemble,
+    "predict": run_predict,
 }
 
 

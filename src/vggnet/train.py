@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from vggnet import configs
+from vggnet import configs, devices
 from vggnet.checkpoint import (
     checkpoint_payload,
     load_checkpoint,
@@ -45,6 +45,7 @@ from vggnet.data import (
 )
 from vggnet.data.sources import FashionMNISTSource, FolderSource
 from vggnet.data.stats import ChannelStats, load_or_compute_stats
+from vggnet.devices import check_precision, default_device, resolve_device
 from vggnet.distributed import Dist, all_sum, barrier, setup, teardown
 from vggnet.errors import VGGError
 from vggnet.init import init_from_shallower
@@ -54,7 +55,6 @@ from vggnet.plots import plot_run
 from vggnet.schedule import PlateauSchedule
 from vggnet.serialization import atomic_save
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 FINETUNE_LR = 1e-3  # the paper's rate for S=384 nets started from S=256 ones
 
 
@@ -100,7 +100,7 @@ class TrainConfig:
     def resolved(self) -> TrainConfig:
         """Fill the defaults that depend on other settings."""
         lr = self.lr if self.lr is not None else (FINETUNE_LR if self.finetune_from else 1e-2)
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = self.device or default_device()
         return TrainConfig(**{**asdict(self), "lr": lr, "device": device})
 
 
@@ -164,48 +164,11 @@ def config_for_run(
     return TrainConfig(**stored), payload
 
 
-def supports_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bf16 natively (on CPUs: AVX-512-BF16 or AMX)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_device(name: str, d: Dist) -> torch.device:
-    """The torch device of ``--device`` for this process (cuda:LOCAL_RANK under torchrun)."""
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise VGGError(f"--device {name!r} is not a device: use cpu or cuda[:N]") from None
-    if device.type not in ("cpu", "cuda"):
-        raise VGGError(f"--device {name}: use cpu or cuda[:N]")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise VGGError("--device cuda: no CUDA GPU is visible here; use --device cpu")
-        index = d.local_rank if d.enabled else (device.index or 0)
-        if index >= torch.cuda.device_count():
-            raise VGGError(f"--device {name}: only {torch.cuda.device_count()} GPUs are visible")
-        device = torch.device("cuda", index)
-    return device
-
-
 def check_config(cfg: TrainConfig, d: Dist, device: torch.device) -> None:
     """Refuse settings that cannot work, each with one line naming the flag."""
     if cfg.normalize not in ("paper", "standard"):
         raise VGGError(f"--normalize {cfg.normalize}: choose paper or standard")
-    if cfg.precision not in PRECISIONS:
-        raise VGGError(f"--precision {cfg.precision}: choose one of {', '.join(PRECISIONS)}")
-    if cfg.precision == "bf16" and not supports_bf16(device):
-        raise VGGError(
-            f"--precision bf16: {device.type} here has no native bf16 (it would be emulated, "
-            "many times slower); use --precision fp32"
-        )
-    if cfg.precision == "fp16" and device.type != "cuda":
-        raise VGGError("--precision fp16 needs --device cuda; use bf16 or fp32 on a CPU")
+    check_precision(cfg.precision, device)
     for name in ("batch_size", "epochs", "accumulate", "patience", "checkpoint_every", "log_every"):
         if getattr(cfg, name) < 1:
             raise VGGError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
@@ -365,7 +328,7 @@ def train(given: dict[str, Any], resume: bool = False) -> dict[str, Any]:
 
 
 def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
-    device = resolve_device(cfg.device, d)
+    device = resolve_device(cfg.device, d.local_rank if d.enabled else None)
     check_config(cfg, d, device)
     run = Path(cfg.out)
     main = d.is_main
@@ -437,13 +400,7 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
         torch.tensor(stats.pc_std) if cfg.lighting else None,
         torch.tensor(stats.eigvecs) if cfg.lighting else None,
     ).to(device)
-    autocast = (
-        torch.autocast(
-            device.type, dtype=torch.bfloat16 if cfg.precision == "bf16" else torch.float16
-        )
-        if cfg.precision != "fp32"
-        else nullcontext()
-    )
+    autocast = devices.autocast(cfg.precision, device)
     criterion = nn.CrossEntropyLoss()
     skips = SkipCounter(cfg.strict, warn=lambda line: say(f"vggnet: warning: {line}"))
     log = MetricsLog(run) if main else None

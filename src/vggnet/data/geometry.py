@@ -69,11 +69,12 @@ def default_test_scales(scale: Scale, crop: int = 224) -> list[int]:
     """Table 4's rule: fixed S -> {S-32, S, S+32}; jittered -> {Smin, (Smin+Smax)/2, Smax}.
 
     The 32 is the paper's at crop 224; other crops scale it in proportion (5 at crop 32).
+    A scale below the crop (S - 32 when S is close to the crop) is left out.
     """
     if scale.jittered:
         return [scale.smin, (scale.smin + scale.smax) // 2, scale.smax]
     step = max(1, round(32 * crop / 224))
-    return [scale.smin - step, scale.smin, scale.smin + step]
+    return [q for q in (scale.smin - step, scale.smin, scale.smin + step) if q >= crop]
 
 
 def single_test_scale(scale: Scale) -> int:

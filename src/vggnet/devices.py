@@ -1,0 +1,67 @@
+"""Devices and precisions: what ``--device`` and ``--precision`` mean, checked up front."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+
+import torch
+
+from vggnet.errors import VGGError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def default_device() -> str:
+    """cuda if a GPU is visible, else cpu."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
+    """The torch device of ``--device`` (cuda:LOCAL_RANK for one of several processes)."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise VGGError(f"--device {name!r} is not a device: use cpu or cuda[:N]") from None
+    if device.type not in ("cpu", "cuda"):
+        raise VGGError(f"--device {name}: use cpu or cuda[:N]")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise VGGError("--device cuda: no CUDA GPU is visible here; use --device cpu")
+        index = local_rank if local_rank is not None else (device.index or 0)
+        if index >= torch.cuda.device_count():
+            raise VGGError(f"--device {name}: only {torch.cuda.device_count()} GPUs are visible")
+        device = torch.device("cuda", index)
+    return device
+
+
+def supports_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively (on CPUs: AVX-512-BF16 or AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Refuse a precision the device cannot run well, naming the flag."""
+    if precision not in PRECISIONS:
+        raise VGGError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "bf16" and not supports_bf16(device):
+        raise VGGError(
+            f"--precision bf16: {device.type} here has no native bf16 (it would be emulated, "
+            "many times slower); use --precision fp32"
+        )
+    if precision == "fp16" and device.type != "cuda":
+        raise VGGError("--precision fp16 needs --device cuda; use bf16 or fp32 on a CPU")
+
+
+def autocast(precision: str, device: torch.device) -> AbstractContextManager:
+    """The autocast context of a precision (a no-op for fp32)."""
+    if precision == "fp32":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)

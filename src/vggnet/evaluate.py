@@ -1,0 +1,468 @@
+"""The paper's test protocols (section 3): centre crop, dense, multi-crop, scales, flips, ensembles.
+
+Every protocol ends in soft-max posteriors, and combinations average posteriors: over
+an image and its mirror, over the crops of a grid, over test scales Q, over dense and
+multi-crop, and over the models of an ensemble (each model weighted equally, each
+with its own preprocessing). Each image is decoded once and rescaled once per scale,
+whatever the number of models, crops and flips.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from vggnet.checkpoint import load_checkpoint
+from vggnet.data.geometry import Scale, default_test_scales
+from vggnet.data.loader import RescaledSet, Skipped
+from vggnet.data.sampler import shard_indices
+from vggnet.data.transforms import BatchNormalizer, center_crop, grid_crops
+from vggnet.devices import autocast
+from vggnet.distributed import Dist
+from vggnet.errors import VGGError
+from vggnet.metrics import error_percent, top_k_correct
+from vggnet.model import VGG, to_dense
+from vggnet.serialization import atomic_save, safe_load
+
+METHODS = ("center", "dense", "multi-crop", "dense+multi-crop")
+PARTS = {
+    "center": ("center",),
+    "dense": ("dense",),
+    "multi-crop": ("multi-crop",),
+    "dense+multi-crop": ("dense", "multi-crop"),
+}
+SCORES_FORMAT = "vggnet-scores"
+
+
+@dataclass
+class Protocol:
+    """How to score an image: method, test scales per model (None: each model's default), flip, grid."""
+
+    method: str = "dense"
+    scales: list[int] | None = None
+    flip: bool = True
+    grid: int = 5
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise VGGError(f"--method {self.method}: choose one of {', '.join(METHODS)}")
+        if self.grid < 1:
+            raise VGGError(f"--grid must be >= 1, got {self.grid}")
+
+
+@dataclass
+class ScoredModel:
+    """A network ready to score images: eval mode, on its device, with its preprocessing."""
+
+    model: VGG
+    normalizer: BatchNormalizer
+    scales: list[int]
+    name: str
+    channels_last: bool = False
+
+
+def model_scales(model: VGG, protocol: Protocol) -> list[int]:
+    """The test scales for a model: the protocol's, or Table 4's rule for its training scale."""
+    if protocol.scales:
+        scales = list(protocol.scales)
+    elif model.train_scale is not None:
+        scales = default_test_scales(Scale(*model.train_scale), model.spec.crop_size)
+    else:
+        raise VGGError("the checkpoint stores no training scale: pass --scales Q[,Q...]")
+    crop = model.spec.crop_size
+    small = [q for q in scales if q < crop]
+    if small:
+        raise VGGError(
+            f"test scale Q={small[0]} is smaller than the crop {crop}: every Q must be >= {crop}"
+        )
+    return scales
+
+
+def prepare(
+    model: VGG, protocol: Protocol, device: torch.device, name: str, channels_last: bool = False
+) -> ScoredModel:
+    """Put a model in eval mode on ``device`` with a normaliser for its own preprocessing."""
+    fmt = torch.channels_last if channels_last else torch.preserve_format
+    model = model.to(device, memory_format=fmt).eval()
+    normalizer = BatchNormalizer(model.preprocessing).to(device)
+    return ScoredModel(model, normalizer, model_scales(model, protocol), name, channels_last)
+
+
+def _forward(sm: ScoredModel, images: torch.Tensor, dense: bool, batch_size: int) -> torch.Tensor:
+    """Class scores (N, K) of uint8 images: plain net (crops) or averaged score maps (dense)."""
+    device = next(sm.model.parameters()).device
+    out = []
+    for chunk in images.split(batch_size):
+        x = sm.normalizer(chunk.to(device, non_blocking=True))
+        if sm.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        scores = to_dense(sm.model)(x).mean(dim=(2, 3)) if dense else sm.model(x)
+        out.append(scores.float())
+    return torch.cat(out)
+
+
+def center_posteriors(sm: ScoredModel, images: list[torch.Tensor], batch_size: int) -> torch.Tensor:
+    """Soft-max posteriors of the centre crop of each (already rescaled) image."""
+    crop = sm.model.spec.crop_size
+    batch = torch.stack([center_crop(image, crop) for image in images])
+    return _forward(sm, batch, False, batch_size).softmax(1)
+
+
+def multicrop_posteriors(
+    sm: ScoredModel, images: list[torch.Tensor], grid: int, flip: bool, batch_size: int
+) -> torch.Tensor:
+    """Posteriors averaged over a grid x grid of crops of each image (and their mirrors)."""
+    crop = sm.model.spec.crop_size
+    crops = torch.stack([grid_crops(image, crop, grid) for image in images])  # (N, G*G, C, s, s)
+    if flip:
+        crops = torch.cat([crops, crops.flip(-1)], dim=1)
+    n, views = crops.shape[:2]
+    posteriors = _forward(sm, crops.flatten(0, 1), False, batch_size).softmax(1)
+    return posteriors.view(n, views, -1).mean(1)
+
+
+def dense_posteriors(
+    sm: ScoredModel, images: list[torch.Tensor], flip: bool, batch_size: int
+) -> torch.Tensor:
+    """Posteriors of the spatially averaged class score map of each whole image (and mirror).
+
+    Images are batched by size; the result keeps the input order.
+    """
+    by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, image in enumerate(images):
+        by_size[tuple(image.shape[-2:])].append(i)
+    result: list[torch.Tensor | None] = [None] * len(images)
+    for indices in by_size.values():
+        batch = torch.stack([images[i] for i in indices])
+        posteriors = _forward(sm, batch, True, batch_size).softmax(1)
+        if flip:
+            posteriors = (
+                posteriors + _forward(sm, batch.flip(-1), True, batch_size).softmax(1)
+            ) / 2
+        for i, p in zip(indices, posteriors, strict=True):
+            result[i] = p
+    return torch.stack(result)
+
+
+def part_posteriors(
+    sm: ScoredModel, part: str, images: list[torch.Tensor], protocol: Protocol, batch_size: int
+) -> torch.Tensor:
+    """Posteriors (N, K) of one protocol part at one scale."""
+    if part == "center":
+        return center_posteriors(sm, images, batch_size)
+    if part == "dense":
+        return dense_posteriors(sm, images, protocol.flip, batch_size)
+    return multicrop_posteriors(sm, images, protocol.grid, protocol.flip, batch_size)
+
+
+@dataclass
+class Scores:
+    """Per-image posteriors of every model, scale and part, plus labels: what --save-scores keeps."""
+
+    classes: list[str]
+    labels: torch.Tensor
+    indices: torch.Tensor
+    checkpoints: list[str]
+    parts: tuple[str, ...]
+    flip: bool
+    scales: list[list[int]]
+    posteriors: list[torch.Tensor]  # per model: (scales, parts, N, K)
+    skipped: list[Skipped] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def combined(
+        self, parts: tuple[str, ...] | None = None, scales: list[int] | None = None
+    ) -> torch.Tensor:
+        """The ensemble's posteriors: mean over parts and scales per model, then over models."""
+        parts = parts or self.parts
+        per_model = []
+        for model_scales, post in zip(self.scales, self.posteriors, strict=True):
+            s_idx = [i for i, q in enumerate(model_scales) if scales is None or q in scales]
+            p_idx = [self.parts.index(p) for p in parts if p in self.parts]
+            if not s_idx or not p_idx:
+                raise VGGError(
+                    f"saved scores have no {'/'.join(parts)} at scales {scales}: they hold "
+                    f"{'/'.join(self.parts)} at {model_scales}"
+                )
+            per_model.append(post[s_idx][:, p_idx].mean(dim=(0, 1)))
+        return torch.stack(per_model).mean(0)
+
+    def to_dict(self) -> dict:
+        """Plain data for ``torch.save`` (loadable with weights_only)."""
+        return {
+            "format": SCORES_FORMAT,
+            "version": 1,
+            "classes": self.classes,
+            "labels": self.labels,
+            "indices": self.indices,
+            "checkpoints": self.checkpoints,
+            "parts": list(self.parts),
+            "flip": self.flip,
+            "scales": self.scales,
+            "posteriors": self.posteriors,
+            "skipped": [[s.name, s.reason] for s in self.skipped],
+        }
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Scores:
+        """Read a --save-scores file."""
+        data = safe_load(path, "scores file")
+        if not isinstance(data, dict) or data.get("format") != SCORES_FORMAT:
+            raise VGGError(f"{path} is not a vggnet scores file (write one with --save-scores)")
+        return cls(
+            data["classes"],
+            data["labels"],
+            data["indices"],
+            data["checkpoints"],
+            tuple(data["parts"]),
+            data["flip"],
+            data["scales"],
+            data["posteriors"],
+            [Skipped(n, r) for n, r in data.get("skipped", [])],
+        )
+
+
+def check_classes(
+    models: list[VGG], names: list[str], data_classes: list[str], by_index: bool
+) -> list[str]:
+    """The shared class list of an ensemble, checked against the data's; returns the model classes."""
+    lists = []
+    for model, name in zip(models, names, strict=True):
+        classes = model.classes
+        if classes is None:
+            if model.spec.num_classes != len(data_classes):
+                raise VGGError(
+                    f"{name} has {model.spec.num_classes} outputs and no class names, "
+                    f"the data {len(data_classes)} classes"
+                )
+            classes = list(data_classes)
+        lists.append(list(classes))
+    for classes, name in zip(lists[1:], names[1:], strict=True):
+        if classes != lists[0]:
+            raise VGGError(
+                f"{name} and {names[0]} have different class lists: an ensemble needs the same classes"
+            )
+    classes = lists[0]
+    if sorted(classes) != sorted(data_classes):
+        if by_index and len(classes) == len(data_classes):
+            return classes
+        missing = sorted(set(data_classes) - set(classes))[:3]
+        raise VGGError(
+            f"{names[0]}'s classes differ from the data's (e.g. data class "
+            f"{missing[0] if missing else '?'!r} is not among the model's {len(classes)}); "
+            "pass --class-order index to match them by sorted position"
+            if len(classes) == len(data_classes)
+            else f"{names[0]} has {len(classes)} classes, the data {len(data_classes)}"
+        )
+    return classes
+
+
+def label_map(model_classes: list[str], data_classes: list[str]) -> torch.Tensor:
+    """Data label -> model output index (by name; by position when the names differ)."""
+    position = {c: i for i, c in enumerate(model_classes)}
+    if all(c in position for c in data_classes):
+        return torch.tensor([position[c] for c in data_classes])
+    return torch.arange(len(data_classes))
+
+
+def _collate_views(items: list) -> list:
+    return items
+
+
+def score_images(
+    models: list[ScoredModel],
+    source,
+    protocol: Protocol,
+    classes: list[str],
+    d: Dist | None = None,
+    batch_size: int = 32,
+    workers: int = 0,
+    precision: str = "fp32",
+    progress: bool = False,
+) -> Scores:
+    """Posteriors of every model, scale and part for this process's share of ``source``."""
+    d = d or Dist()
+    parts = PARTS[protocol.method]
+    all_scales = sorted({q for sm in models for q in sm.scales})
+    indices = shard_indices(len(source), d.world_size, d.rank)
+    loader = DataLoader(
+        RescaledSet(source, all_scales, indices),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=_collate_views,
+    )
+    to_model = label_map(classes, source.classes)
+    device = next(models[0].model.parameters()).device
+    store = [[[[] for _ in parts] for _ in sm.scales] for sm in models]
+    labels, kept, skipped = [], [], []
+    start = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=len(indices), desc="evaluating", unit="img", dynamic_ncols=True, leave=False
+        )
+    with torch.inference_mode(), autocast(precision, device):
+        for items in loader:
+            good = [item for item in items if not isinstance(item, Skipped)]
+            skipped += [item for item in items if isinstance(item, Skipped)]
+            if bar:
+                bar.update(len(items))
+            if not good:
+                continue
+            for m, sm in enumerate(models):
+                for s, q in enumerate(sm.scales):
+                    images = [views[all_scales.index(q)] for views, _, _ in good]
+                    for p, part in enumerate(parts):
+                        store[m][s][p].append(
+                            part_posteriors(sm, part, images, protocol, batch_size).cpu()
+                        )
+            labels += [int(to_model[label]) for _, label, _ in good]
+            kept += [index for _, _, index in good]
+    if bar:
+        bar.close()
+    k = len(classes)
+    posteriors = [
+        torch.stack(
+            [
+                torch.stack(
+                    [torch.cat(chunks) if chunks else torch.empty(0, k) for chunks in by_part]
+                )
+                for by_part in by_scale
+            ]
+        )
+        for by_scale in store
+    ]
+    return Scores(
+        classes,
+        torch.tensor(labels, dtype=torch.long),
+        torch.tensor(kept, dtype=torch.long),
+        [sm.name for sm in models],
+        parts,
+        protocol.flip and protocol.method != "center",
+        [list(sm.scales) for sm in models],
+        posteriors,
+        skipped,
+        time.perf_counter() - start,
+    )
+
+
+def gather_scores(scores: Scores, d: Dist) -> Scores:
+    """All processes' scores on every rank, in image order (each image exactly once)."""
+    if not d.enabled:
+        return scores
+    parts: list = [None] * d.world_size
+    dist.all_gather_object(parts, scores)
+    order = torch.argsort(torch.cat([p.indices for p in parts]))
+    return Scores(
+        scores.classes,
+        torch.cat([p.labels for p in parts])[order],
+        torch.cat([p.indices for p in parts])[order],
+        scores.checkpoints,
+        scores.parts,
+        scores.flip,
+        scores.scales,
+        [
+            torch.cat([p.posteriors[m] for p in parts], dim=2)[:, :, order]
+            for m in range(len(scores.posteriors))
+        ],
+        [s for p in parts for s in p.skipped],
+        max(p.seconds for p in parts),
+    )
+
+
+def errors(posteriors: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Top-1 and top-5 error in percent."""
+    c1, c5 = top_k_correct(posteriors, labels, (1, 5))
+    return {
+        "top1_error": error_percent(c1, len(labels)),
+        "top5_error": error_percent(c5, len(labels)),
+    }
+
+
+def load_models(
+    paths: list[str], protocol: Protocol, device: torch.device, channels_last: bool = False
+) -> list[ScoredModel]:
+    """Load checkpoints (never running code from them) and prepare them for scoring."""
+    return [
+        prepare(load_checkpoint(p, map_location="cpu"), protocol, device, str(p), channels_last)
+        for p in paths
+    ]
+
+
+def save_scores(scores: Scores, path: str | os.PathLike) -> None:
+    """Write per-image posteriors for later recombination (``vggnet ensemble``)."""
+    atomic_save(scores.to_dict(), Path(path))
+
+
+def result_row(scores: Scores, method: str, parts=None, scales=None) -> dict:
+    """One row of results: protocol, scales, flip, errors, images, images/s."""
+    combined = scores.combined(parts, scales)
+    used = [[q for q in s if scales is None or q in scales] for s in scores.scales]
+    return {
+        "method": method,
+        "scales": used[0] if all(u == used[0] for u in used) else used,
+        "flip": scores.flip,
+        "checkpoints": scores.checkpoints,
+        "images": len(scores.labels),
+        "skipped": len(scores.skipped),
+        **errors(combined, scores.labels),
+        "images_per_s": len(scores.labels) / scores.seconds if scores.seconds else None,
+    }
+
+
+def merge_scores(files: list[Scores], names: list[str]) -> Scores:
+    """One ensemble from several scores files of the same images (their models side by side)."""
+    first = files[0]
+    for other, name in zip(files[1:], names[1:], strict=True):
+        if other.classes != first.classes:
+            raise VGGError(f"{name} and {names[0]} have different class lists")
+        if not torch.equal(other.indices, first.indices) or not torch.equal(
+            other.labels, first.labels
+        ):
+            raise VGGError(
+                f"{name} and {names[0]} scored different images: evaluate the same --data"
+            )
+        if other.parts != first.parts:
+            raise VGGError(
+                f"{name} holds {'/'.join(other.parts)}, {names[0]} {'/'.join(first.parts)}"
+            )
+    return Scores(
+        first.classes,
+        first.labels,
+        first.indices,
+        [c for f in files for c in f.checkpoints],
+        first.parts,
+        first.flip,
+        [s for f in files for s in f.scales],
+        [p for f in files for p in f.posteriors],
+        first.skipped,
+    )
+
+
+def format_results(rows: list[dict]) -> str:
+    """A terminal table: protocol, scales, top-1 / top-5 error, images, images/s."""
+    lines = [
+        f"{'protocol':18s} {'scales':22s} {'flip':5s} {'top-1 err %':>11s} {'top-5 err %':>11s} {'images':>7s} {'img/s':>8s}"
+    ]
+    for r in rows:
+        scales = r["scales"]
+        text = (
+            ",".join(map(str, scales))
+            if scales and isinstance(scales[0], int)
+            else " | ".join(",".join(map(str, s)) for s in scales)
+        )
+        speed = f"{r['images_per_s']:8.1f}" if r.get("images_per_s") else f"{'-':>8s}"
+        lines.append(
+            f"{r['method']:18s} {text:22s} {'yes' if r['flip'] else 'no':5s} {r['top1_error']:11.2f} "
+            f"{r['top5_error']:11.2f} {r['images']:7d} {speed}"
+        )
+    return "\n".join(lines)

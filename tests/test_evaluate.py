@@ -1,0 +1,295 @@
+"""The paper's test protocols, their equalities, ensembles, saved scores, distributed eval, predict."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms.v2 as T
+from PIL import Image
+
+from tests.helpers import tiny, write_image_folder
+from vggnet import VGGError, save_checkpoint
+from vggnet.data import open_source
+from vggnet.evaluate import Protocol, Scores, load_models, score_images
+from vggnet.preprocessing import Preprocessing
+
+CLASSES = ["a", "b", "c"]
+
+
+def make_checkpoint(path, seed=0, train_scale=(40, 48), **kwargs):
+    torch.manual_seed(seed)
+    model = tiny("A", num_classes=3, crop_size=32, width=0.25, fc_width=32, **kwargs)
+    model.classes = list(CLASSES)
+    model.train_scale = train_scale
+    model.preprocessing = Preprocessing.paper((120.0, 110.0, 100.0))
+    save_checkpoint(path, model)
+    return path
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_image_folder(root, classes=CLASSES, train=2, val=3, size=(52, 40))
+    return root
+
+
+@pytest.fixture(scope="module")
+def square(tmp_path_factory):
+    root = tmp_path_factory.mktemp("square")
+    write_image_folder(root, classes=CLASSES, train=1, val=3, size=(40, 40), fmt="PNG")
+    return root
+
+
+def posteriors(ckpts, data, protocol, **kwargs):
+    models = load_models([str(c) for c in ckpts], protocol, torch.device("cpu"))
+    source = open_source(str(data), "val")
+    return score_images(models, source, protocol, CLASSES, **kwargs)
+
+
+def test_dense_at_the_crop_size_equals_the_centre_crop(tmp_path, square):
+    ckpt = make_checkpoint(tmp_path / "m.ckpt")
+    dense = posteriors([ckpt], square, Protocol("dense", [32], flip=False)).combined()
+    center = posteriors([ckpt], square, Protocol("center", [32])).combined()
+    torch.testing.assert_close(dense, center, rtol=1e-5, atol=1e-6)
+
+
+def test_one_crop_grid_without_flip_equals_the_centre_crop(tmp_path, folder):
+    ckpt = make_checkpoint(tmp_path / "m.ckpt")
+    multi = posteriors(
+        [ckpt], folder, Protocol("multi-crop", [40, 44], flip=False, grid=1)
+    ).combined()
+    center = posteriors([ckpt], folder, Protocol("center", [40, 44])).combined()
+    torch.testing.assert_close(multi, center, rtol=1e-5, atol=1e-6)
+
+
+def test_flip_changes_nothing_on_mirror_symmetric_images(tmp_path):
+    write_image_folder(tmp_path / "sym", classes=CLASSES, train=1, val=2, size=(50, 40), fmt="PNG")
+    for path in (tmp_path / "sym" / "val").rglob("*.png"):
+        array = np.asarray(Image.open(path).convert("RGB"))
+        half = array[:, :25]
+        Image.fromarray(np.concatenate([half, half[:, ::-1]], axis=1)).save(path)
+    ckpt = make_checkpoint(tmp_path / "m.ckpt")
+    for method in ("dense", "multi-crop"):
+        flipped = posteriors([ckpt], tmp_path / "sym", Protocol(method, [40], flip=True, grid=3))
+        plain = posteriors([ckpt], tmp_path / "sym", Protocol(method, [40], flip=False, grid=3))
+        # multi-crop: the grid is symmetric, so each crop's mirror is the mirror-position crop
+        torch.testing.assert_close(flipped.combined(), plain.combined(), rtol=1e-5, atol=1e-6)
+
+
+def test_an_ensemble_of_a_model_with_itself_is_the_model(tmp_path, folder):
+    ckpt = make_checkpoint(tmp_path / "m.ckpt")
+    protocol = Protocol("dense+multi-crop", None, grid=2)
+    one = posteriors([ckpt], folder, protocol)
+    two = posteriors([ckpt, ckpt], folder, protocol)
+    torch.testing.assert_close(one.combined(), two.combined())
+    assert one.scales == [[40, 44, 48]]  # Table 4's rule for jittered S in [40, 48]
+
+
+def test_multi_scale_averaging_ignores_the_order_of_scales(tmp_path, folder):
+    ckpt = make_checkpoint(tmp_path / "m.ckpt")
+    a = posteriors([ckpt], folder, Protocol("dense", [40, 56, 48])).combined()
+    b = posteriors([ckpt], folder, Protocol("dense", [56, 48, 40])).combined()
+    torch.testing.assert_close(a, b)
+
+
+def test_dense_by_hand(tmp_path, folder):
+    """Rescale to Q, class score map, spatial mean, soft-max; mirror likewise; average."""
+    ckpt = make_checkpoint(tmp_path / "m.ckpt")
+    scores = posteriors([ckpt], folder, Protocol("dense", [48], flip=True))
+    model = load_models([str(ckpt)], Protocol("dense", [48]), torch.device("cpu"))[0].model
+    source = open_source(str(folder), "val")
+    image, _ = source.read(4)
+    small = T.functional.resize(image, 48, antialias=True)  # short side 48, as torchvision does
+    x = model.preprocessing.normalize(small.float()[None] / 255)
+    with torch.no_grad():
+        p = model.score_map(x).mean((2, 3)).softmax(1)
+        p_flip = model.score_map(x.flip(-1)).mean((2, 3)).softmax(1)
+    torch.testing.assert_close(scores.combined()[4], ((p + p_flip) / 2)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_center_matches_a_torchvision_transform_pipeline(tmp_path, folder):
+    ckpt = make_checkpoint(tmp_path / "m.ckpt")
+    ours = posteriors([ckpt], folder, Protocol("center", [44])).combined()
+    model = load_models([str(ckpt)], Protocol("center", [44]), torch.device("cpu"))[0].model
+    prep = model.preprocessing
+    pipeline = T.Compose(
+        [
+            T.PILToTensor(),
+            T.Resize(44, antialias=True),
+            T.CenterCrop(32),
+            T.ToDtype(torch.float32, scale=True),
+            T.Normalize(prep.mean, prep.std),
+        ]
+    )
+    source = open_source(str(folder), "val")
+    reference = torch.stack(
+        [pipeline(Image.open(source.name(i)).convert("RGB")) for i in range(len(source))]
+    )
+    with torch.no_grad():
+        expected = model(reference).softmax(1)
+    torch.testing.assert_close(ours, expected, rtol=0, atol=2e-3)
+
+
+def run(*args):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, *map(str, args)], env=env, capture_output=True, text=True, timeout=180
+    )
+
+
+def test_distributed_eval_counts_each_image_once(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "m.ckpt", train_scale=(32, 32))
+    data = "synthetic:classes=3,train=3,val=7,size=36"
+    model_classes = ["class0", "class1", "class2"]
+    payload = torch.load(ckpt, weights_only=True)
+    payload["classes"] = model_classes
+    torch.save(payload, ckpt)
+    args = [
+        "--checkpoint",
+        ckpt,
+        "--data",
+        data,
+        "--method",
+        "dense+multi-crop",
+        "--grid",
+        "2",
+        "--device",
+        "cpu",
+    ]
+    single = run(
+        "-m",
+        "vggnet",
+        "eval",
+        *args,
+        "--json",
+        tmp_path / "one.json",
+        "--save-scores",
+        tmp_path / "one.pt",
+    )
+    assert single.returncode == 0, single.stderr
+    double = run(
+        "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "vggnet", "eval", *args,
+        "--json", tmp_path / "two.json", "--save-scores", tmp_path / "two.pt",
+    )  # fmt: skip
+    assert double.returncode == 0, double.stderr[-2000:]
+    one, two = (json.loads((tmp_path / f).read_text()) for f in ("one.json", "two.json"))
+    assert one["images"] == two["images"] == 7
+    assert one["top1_error"] == two["top1_error"] and one["top5_error"] == two["top5_error"]
+    a, b = Scores.load(tmp_path / "one.pt"), Scores.load(tmp_path / "two.pt")
+    assert a.indices.tolist() == b.indices.tolist() == list(range(7))
+    torch.testing.assert_close(a.combined(), b.combined())
+
+
+def test_saved_scores_recombine_into_the_direct_ensemble(tmp_path, folder, run_cli):
+    a, b = make_checkpoint(tmp_path / "a.ckpt", 1), make_checkpoint(tmp_path / "b.ckpt", 2)
+    common = ["--data", folder, "--method", "dense+multi-crop", "--grid", "2", "--device", "cpu"]
+    for name in ("a", "b"):
+        status, _, err = run_cli(
+            "eval",
+            "--checkpoint",
+            tmp_path / f"{name}.ckpt",
+            *common,
+            "--save-scores",
+            tmp_path / f"{name}.pt",
+        )
+        assert status == 0, err
+    status, out, err = run_cli(
+        "eval", "--checkpoint", a, "--checkpoint", b, *common, "--json", tmp_path / "direct.json"
+    )
+    assert status == 0, err
+    assert "dense+multi-crop" in out and "top-1 err %" in out
+    status, out, _ = run_cli(
+        "ensemble", tmp_path / "a.pt", tmp_path / "b.pt", "--json", tmp_path / "saved.json"
+    )
+    assert status == 0
+    direct, saved = (json.loads((tmp_path / f).read_text()) for f in ("direct.json", "saved.json"))
+    assert (
+        direct["top1_error"] == saved["top1_error"] and direct["top5_error"] == saved["top5_error"]
+    )
+    assert direct["images"] == saved["images"] == 9
+    status, out, _ = run_cli("ensemble", tmp_path / "a.pt", "--method", "dense", "--scales", "44")
+    assert status == 0 and "44" in out
+
+
+def test_bad_inputs_are_one_line(tmp_path, folder, run_cli):
+    ckpt = make_checkpoint(tmp_path / "m.ckpt")
+    cases = [
+        (["--scales", "30,40"], "test scale Q=30 is smaller than the crop 32"),
+        (["--data", "synthetic:classes=4"], "m.ckpt has 3 classes, the data 4"),
+        (["--data", "synthetic:classes=3", "--class-order", "name"], "pass --class-order index"),
+        (["--checkpoint", tmp_path / "nope.ckpt"], "nope.ckpt does not exist"),
+    ]
+    for extra, message in cases:
+        args = ["eval", "--checkpoint", ckpt, "--data", folder, "--device", "cpu", *extra]
+        status, _, err = run_cli(*args)
+        assert status == 2, (extra, err)
+        assert message in err and err.count("\n") == 1, (extra, err)
+    other = make_checkpoint(tmp_path / "o.ckpt")
+    payload = torch.load(other, weights_only=True)
+    payload["classes"] = ["x", "y", "z"]
+    torch.save(payload, other)
+    status, _, err = run_cli(
+        "eval", "--checkpoint", ckpt, "--checkpoint", other, "--data", folder, "--device", "cpu"
+    )
+    assert status == 2 and "different class lists" in err
+
+
+def test_unreadable_images_are_skipped_and_counted(tmp_path, run_cli):
+    write_image_folder(tmp_path / "d", classes=CLASSES, train=1, val=2, size=(44, 40))
+    (tmp_path / "d" / "val" / "b" / "1.jpg").write_bytes(b"not a jpeg")
+    ckpt = make_checkpoint(tmp_path / "m.ckpt")
+    status, out, err = run_cli(
+        "eval",
+        "--checkpoint",
+        ckpt,
+        "--data",
+        tmp_path / "d",
+        "--device",
+        "cpu",
+        "--json",
+        tmp_path / "r.json",
+    )
+    assert status == 0, err
+    assert "val/b/1.jpg: cannot decode" in err and "1 unreadable images skipped" in out
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["images"] == 5 and result["skipped"] == 1
+
+
+def test_predict_names_classes_with_probabilities(tmp_path, folder, run_cli):
+    ckpt = make_checkpoint(tmp_path / "m.ckpt")
+    image = next((folder / "val" / "b").iterdir())
+    status, out, err = run_cli(
+        "predict", "--checkpoint", ckpt, image, "--top", "2", "--device", "cpu"
+    )
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0] == str(image) and lines[1].strip().startswith("1.") and len(lines) == 3
+    status, out, _ = run_cli(
+        "predict", "--checkpoint", ckpt, image, "--json", "--device", "cpu", "--scales", "44"
+    )
+    result = json.loads(out)
+    probabilities = [t["probability"] for t in result["results"][0]["top"]]
+    assert [t["class"] for t in result["results"][0]["top"]] and len(probabilities) == 3
+    assert abs(sum(probabilities) - 1) < 1e-5 and probabilities == sorted(
+        probabilities, reverse=True
+    )
+    direct = posteriors([ckpt], folder, Protocol("dense", [44]))
+    index = open_source(str(folder), "val").paths.index(image)
+    expected = direct.combined()[index]
+    got = {t["index"]: t["probability"] for t in result["results"][0]["top"]}
+    for i, p in got.items():
+        assert abs(p - expected[i].item()) < 1e-5
+    (tmp_path / "bad.jpg").write_bytes(b"")
+    status, _, err = run_cli(
+        "predict", "--checkpoint", ckpt, tmp_path / "bad.jpg", "--device", "cpu"
+    )
+    assert status == 1 and "bad.jpg: empty file" in err
+
+
+def test_protocol_refuses_unknown_method():
+    with pytest.raises(VGGError, match="--method full: choose one of"):
+        Protocol("full")
