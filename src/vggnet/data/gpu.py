@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from vggnet.data.images import EXIF_ORIENTATION, MAX_PIXELS, TRANSPOSED, BadImage, decode_image
-from vggnet.data.loader import Batch, Skipped
+from vggnet.data.loader import Batch, Skipped, TrainSet, batch_loader
 from vggnet.data.sampler import GlobalBatchSampler
 from vggnet.data.transforms import CropParams, TrainTransform, apply_crop, draw_crop
 
@@ -84,15 +84,8 @@ def orient(image: torch.Tensor, orientation: int) -> torch.Tensor:
     return image
 
 
-class EncodedTrainSet(Dataset):
+class EncodedTrainSet(TrainSet):
     """Training items of an image folder as JPEG bytes plus their random draws (no decoding)."""
-
-    def __init__(self, source, transform: TrainTransform) -> None:
-        self.source = source
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.source)
 
     def __getitem__(self, key: tuple[int, int]) -> Encoded | Skipped:
         epoch, index = key
@@ -192,12 +185,4 @@ def encoded_train_loader(
     source, transform: TrainTransform, sampler: GlobalBatchSampler, workers: int = 0
 ) -> DataLoader:
     """A DataLoader of JPEG bytes and draws for this rank; pair it with ``DeviceDecoder``."""
-    return DataLoader(
-        EncodedTrainSet(source, transform),
-        batch_sampler=sampler,
-        num_workers=workers,
-        collate_fn=collate_encoded,
-        persistent_workers=workers > 0,
-        prefetch_factor=4 if workers > 0 else None,
-        generator=torch.Generator(),
-    )
+    return batch_loader(EncodedTrainSet(source, transform), sampler, collate_encoded, workers)

@@ -107,10 +107,10 @@ def collate(items: list) -> Batch:
     )
 
 
-def train_loader(
-    source,
-    transform: TrainTransform,
+def batch_loader(
+    dataset: Dataset,
     sampler: GlobalBatchSampler,
+    collate_fn: Callable,
     workers: int = 0,
     pin_memory: bool = False,
 ) -> DataLoader:
@@ -120,15 +120,26 @@ def train_loader(
     creating it never shifts the dropout stream (resumed runs stay bit-identical).
     """
     return DataLoader(
-        TrainSet(source, transform),
+        dataset,
         batch_sampler=sampler,
         num_workers=workers,
-        collate_fn=collate,
+        collate_fn=collate_fn,
         pin_memory=pin_memory,
         persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,
         generator=torch.Generator(),
     )
+
+
+def train_loader(
+    source,
+    transform: TrainTransform,
+    sampler: GlobalBatchSampler,
+    workers: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """Decoded, augmented uint8 training batches (see ``batch_loader``)."""
+    return batch_loader(TrainSet(source, transform), sampler, collate, workers, pin_memory)
 
 
 class RescaledSet(Dataset):
