@@ -10,6 +10,7 @@ whatever the number of models, crops and flips.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -308,7 +309,12 @@ def score_images(
         from tqdm import tqdm
 
         bar = tqdm(
-            total=len(indices), desc="evaluating", unit="img", dynamic_ncols=True, leave=False
+            total=len(indices),
+            desc="evaluating",
+            unit="img",
+            dynamic_ncols=True,
+            leave=False,
+            mininterval=0.5 if sys.stderr.isatty() else 30.0,  # quiet in logs and pipes
         )
     with torch.inference_mode(), autocast(precision, device):
         for items in loader:

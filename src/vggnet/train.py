@@ -449,6 +449,7 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
                 disable=not main,
                 dynamic_ncols=True,
                 leave=False,
+                mininterval=0.5 if sys.stderr.isatty() else 30.0,  # quiet in logs and pipes
             )
             epoch_loss, epoch_images, tick = 0.0, 0, time.perf_counter()
             for batch in loader:
