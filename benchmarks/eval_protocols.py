@@ -64,7 +64,8 @@ def run(args) -> list[dict]:
                     raise SystemExit(f"vggnet eval failed for {method} Q={q}")
                 row = json.loads(result.read_text())
                 rows.append({"method": method, "q": q, "images_per_s": row["images_per_s"]})
-                print(f"  {method:10s} Q={q:4d}  {row['images_per_s']:9.1f} images/s", flush=True)
+    for row in rows:  # after the runs, so progress bars do not swallow the lines
+        print(f"  {row['method']:10s} Q={row['q']:4d}  {row['images_per_s']:9.1f} images/s")
     return rows
 
 
