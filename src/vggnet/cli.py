@@ -184,6 +184,12 @@ def add_eval_parsers(sub) -> None:
     )
     n.add_argument("--json", metavar="FILE")
 
+    m = sub.add_parser("demo", help="train and evaluate a VGG on Fashion-MNIST (the main job)")
+    m.add_argument("--out", default="runs/demo", help="where the run, results.json and samples go")
+    m.add_argument("--data", default="fashion-mnist", help="fashion-mnist or fashion-mnist:FOLDER")
+    m.add_argument("--epochs", type=int, default=8)
+    m.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+
     p = sub.add_parser("predict", help="class names and probabilities for image files")
     p.add_argument("--checkpoint", required=True, metavar="CKPT")
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -509,6 +515,13 @@ def run_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def run_demo(args: argparse.Namespace) -> None:
+    """The main job: Fashion-MNIST, the paper's recipe scaled down, the paper's protocols."""
+    from vggnet.demo import run_demo as demo
+
+    demo(args.out, args.data, args.epochs, args.device)
+
+
 COMMANDS = {
     "info": run_info,
     "import": run_import,
@@ -518,6 +531,7 @@ COMMANDS = {
     "eval": run_eval,
     "ensemble": run_ensemble,
     "predict": run_predict,
+    "demo": run_demo,
 }
 
 

@@ -1,0 +1,32 @@
+"""The demo's code path on a tiny budget: train, every protocol, results.json, samples, rerun."""
+
+import json
+
+from tests.test_data_sources import write_fashion
+from vggnet.demo import run_demo
+
+
+def test_demo_trains_evaluates_and_reruns(tmp_path, capsys):
+    (tmp_path / "fm").mkdir()
+    write_fashion(tmp_path / "fm", n_train=256, n_test=40)
+    data = f"fashion-mnist:{tmp_path / 'fm'}"
+    rows = run_demo(tmp_path / "demo", data, epochs=1, device="cpu")
+    out = capsys.readouterr().out
+    assert [r["method"] for r in rows] == [
+        "center",
+        "dense",
+        "dense",
+        "multi-crop",
+        "dense+multi-crop",
+    ]
+    assert rows[2]["scales"] == [32, 37, 42] and rows[1]["scales"] == [37]
+    saved = json.loads((tmp_path / "demo" / "results.json").read_text())["results"]
+    assert saved == json.loads(json.dumps(rows))
+    assert all(0 <= r["top1_error"] <= 100 and r["images"] == 40 for r in saved)
+    assert (tmp_path / "demo" / "train" / "curves.png").is_file()
+    assert (
+        "vggnet predict --checkpoint" in out
+        and len(list((tmp_path / "demo" / "samples").iterdir())) == 3
+    )
+    again = run_demo(tmp_path / "demo", data, epochs=1, device="cpu")  # idempotent: no new training
+    assert [r["top1_error"] for r in again] == [r["top1_error"] for r in rows]
