@@ -253,3 +253,16 @@ def test_two_processes_equal_one(tmp_path):
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
     assert Path(tmp_path / "two" / "metrics.jsonl").read_text().count('"kind": "epoch"') == 0
+
+
+def test_plateau_threshold_and_patience_drive_the_learning_rate(tmp_path, run_cli):
+    args = train_args(
+        tmp_path / "run", "--epochs", "3", "--patience", "1", "--plateau-threshold", "100"
+    )
+    status, out, err = run_cli(*args)
+    assert status == 0, err
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    lrs = [r["lr"] for r in map(json.loads, lines) if r["kind"] == "epoch"]
+    # epoch 1 sets the best; no later epoch gains 100 points: lr / 10 after epoch 2, stop after 3
+    assert lrs == pytest.approx([0.02, 0.002, 0.0002])
+    assert "lr / 10 after 1 epochs without improvement" in out

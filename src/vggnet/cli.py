@@ -85,6 +85,11 @@ def add_train_parser(sub) -> None:
         "--patience", type=int, help="epochs without improvement before lr / 10 (default 3)"
     )
     t.add_argument(
+        "--plateau-threshold",
+        type=float,
+        help="top-1 error points an epoch must gain to count as an improvement (default 0)",
+    )
+    t.add_argument(
         "--normalize",
         choices=("paper", "standard"),
         help="paper: subtract the mean pixel (0..255); standard: also divide by the std",
@@ -362,73 +367,45 @@ def run_eval(args: argparse.Namespace) -> None:
     """Evaluate one checkpoint or an ensemble with a protocol; print the table."""
     import json
 
-    from vggnet.data import open_source
-    from vggnet.devices import check_precision, default_device, resolve_device
-    from vggnet.distributed import setup, teardown
     from vggnet.evaluate import (
         Protocol,
-        check_classes,
+        evaluate_checkpoints,
         format_results,
-        gather_scores,
-        load_models,
         result_row,
         save_scores,
-        score_images,
     )
 
-    protocol = Protocol(args.method, args.scales, not args.no_flip, args.grid)
     if args.batch_size < 1:
         raise VGGError(f"--batch-size must be >= 1, got {args.batch_size}")
-    name = args.device or default_device()
-    d = setup("cuda" if name.startswith("cuda") else "cpu", args.dist_timeout)
-    try:
-        device = resolve_device(name, d.local_rank if d.enabled else None)
-        check_precision(args.precision, device)
-        source = open_source(args.data, args.split, args.val_labels)
-        if len(source) == 0:
-            raise VGGError(f"--data {args.data}: the {args.split} split has no images")
-        models = load_models(args.checkpoint, protocol, device, args.channels_last)
-        for sm in models:
-            if sm.model.spec.in_channels != source.channels:
-                raise VGGError(
-                    f"{sm.name} takes {sm.model.spec.in_channels}-channel images, "
-                    f"--data {args.data} has {source.channels}"
-                )
-        classes = check_classes(
-            [sm.model for sm in models],
-            args.checkpoint,
-            source.classes,
-            args.class_order == "index",
+    scores = evaluate_checkpoints(
+        args.checkpoint,
+        args.data,
+        Protocol(args.method, args.scales, not args.no_flip, args.grid),
+        split=args.split,
+        val_labels=args.val_labels,
+        device=args.device,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        by_index=args.class_order == "index",
+        dist_timeout=args.dist_timeout,
+    )
+    if scores is None:  # not rank 0
+        return
+    for item in scores.skipped:
+        print(f"vggnet: warning: skipped {item.reason}", file=sys.stderr)
+    row = result_row(scores, args.method)
+    print(format_results([row]))
+    if scores.skipped:
+        print(
+            f"({len(scores.skipped)} unreadable images skipped: errors are over the {row['images']} scored)"
         )
-        scores = score_images(
-            models,
-            source,
-            protocol,
-            classes,
-            d,
-            args.batch_size,
-            args.workers,
-            args.precision,
-            d.is_main,
-        )
-        scores = gather_scores(scores, d)
-        if not d.is_main:
-            return
-        for item in scores.skipped:
-            print(f"vggnet: warning: skipped {item.reason}", file=sys.stderr)
-        row = result_row(scores, args.method)
-        print(format_results([row]))
-        if scores.skipped:
-            print(
-                f"({len(scores.skipped)} unreadable images skipped: errors are over the {row['images']} scored)"
-            )
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(row, f, indent=1)
-        if args.save_scores:
-            save_scores(scores, args.save_scores)
-    finally:
-        teardown(d)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(row, f, indent=1)
+    if args.save_scores:
+        save_scores(scores, args.save_scores)
 
 
 def run_ensemble(args: argparse.Namespace) -> None:
@@ -450,69 +427,28 @@ def run_predict(args: argparse.Namespace) -> int:
     """Top classes and probabilities for each image file."""
     import json
 
-    import torch
+    from vggnet.evaluate import Protocol, predict_images
 
-    from vggnet.checkpoint import load_checkpoint
-    from vggnet.data.geometry import Scale, single_test_scale
-    from vggnet.data.images import BadImage, decode_image
-    from vggnet.data.transforms import rescale
-    from vggnet.devices import default_device, resolve_device
-    from vggnet.evaluate import PARTS, Protocol, part_posteriors, prepare
-
-    model = load_checkpoint(args.checkpoint)
-    scales = args.scales
-    if not scales:
-        if model.train_scale is None:
-            raise VGGError(f"{args.checkpoint} stores no training scale: pass --scales Q")
-        scales = [single_test_scale(Scale(*model.train_scale))]
-    protocol = Protocol(args.method, scales, not args.no_flip)
-    sm = prepare(model, protocol, resolve_device(args.device or default_device()), args.checkpoint)
-    classes = model.classes or [str(i) for i in range(model.spec.num_classes)]
-    mode = "L" if model.spec.in_channels == 1 else "RGB"
-    results, failed = [], 0
-    for path in args.images:
-        try:
-            image, _ = decode_image(path, mode, min(sm.scales))
-        except BadImage as err:
-            print(f"vggnet: error: {err}", file=sys.stderr)
-            failed += 1
-            continue
-        with torch.inference_mode():
-            posteriors = torch.stack(
-                [
-                    part_posteriors(sm, part, [rescale(image, q)], protocol, 64)[0]
-                    for q in sm.scales
-                    for part in PARTS[protocol.method]
-                ]
-            ).mean(0)
-        top = posteriors.topk(min(args.top, len(classes)))
-        results.append(
-            {
-                "image": str(path),
-                "top": [
-                    {"class": classes[i], "index": int(i), "probability": float(p)}
-                    for p, i in zip(top.values, top.indices, strict=True)
-                ],
-            }
-        )
+    protocol = Protocol(args.method, args.scales, not args.no_flip)
+    results, failures, scales = predict_images(
+        args.checkpoint, args.images, protocol, args.top, args.device
+    )
+    for reason in failures:
+        print(f"vggnet: error: {reason}", file=sys.stderr)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "checkpoint": args.checkpoint,
-                    "method": args.method,
-                    "scales": sm.scales,
-                    "results": results,
-                },
-                indent=1,
-            )
-        )
+        summary = {
+            "checkpoint": args.checkpoint,
+            "method": args.method,
+            "scales": scales,
+            "results": results,
+        }
+        print(json.dumps(summary, indent=1))
     else:
         for r in results:
             print(r["image"])
             for rank, t in enumerate(r["top"], start=1):
                 print(f"  {rank}. {t['probability'] * 100:6.2f}%  {t['class']}")
-    return 1 if failed else 0
+    return 1 if failures else 0
 
 
 def run_demo(args: argparse.Namespace) -> None:

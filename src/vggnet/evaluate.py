@@ -21,12 +21,14 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from vggnet.checkpoint import load_checkpoint
-from vggnet.data.geometry import Scale, default_test_scales
+from vggnet.data import open_source
+from vggnet.data.geometry import Scale, default_test_scales, single_test_scale
+from vggnet.data.images import BadImage, decode_image
 from vggnet.data.loader import RescaledSet, Skipped
 from vggnet.data.sampler import shard_indices
-from vggnet.data.transforms import BatchNormalizer, center_crop, grid_crops
-from vggnet.devices import autocast
-from vggnet.distributed import Dist
+from vggnet.data.transforms import BatchNormalizer, center_crop, grid_crops, rescale
+from vggnet.devices import autocast, check_precision, default_device, resolve_device
+from vggnet.distributed import Dist, setup, teardown
 from vggnet.errors import VGGError
 from vggnet.metrics import error_percent, top_k_correct
 from vggnet.model import VGG, to_dense
@@ -472,3 +474,93 @@ def format_results(rows: list[dict]) -> str:
             f"{r['top5_error']:11.2f} {r['images']:7d} {speed}"
         )
     return "\n".join(lines)
+
+
+def evaluate_checkpoints(
+    checkpoints: list[str],
+    data: str,
+    protocol: Protocol,
+    *,
+    split: str = "val",
+    val_labels: str | None = None,
+    device: str | None = None,
+    precision: str = "fp32",
+    channels_last: bool = False,
+    batch_size: int = 32,
+    workers: int = 0,
+    by_index: bool = False,
+    dist_timeout: float = 600.0,
+) -> Scores | None:
+    """Score ``data`` with one checkpoint or an ensemble, in one process or under torchrun.
+
+    Returns every image's scores on rank 0 (None on the other ranks).
+    """
+    name = device or default_device()
+    d = setup("cuda" if name.startswith("cuda") else "cpu", dist_timeout)
+    try:
+        torch_device = resolve_device(name, d.local_rank if d.enabled else None)
+        check_precision(precision, torch_device)
+        source = open_source(data, split, val_labels)
+        if len(source) == 0:
+            raise VGGError(f"--data {data}: the {split} split has no images")
+        models = load_models(checkpoints, protocol, torch_device, channels_last)
+        for sm in models:
+            if sm.model.spec.in_channels != source.channels:
+                raise VGGError(
+                    f"{sm.name} takes {sm.model.spec.in_channels}-channel images, "
+                    f"--data {data} has {source.channels}"
+                )
+        classes = check_classes([sm.model for sm in models], checkpoints, source.classes, by_index)
+        scores = score_images(
+            models, source, protocol, classes, d, batch_size, workers, precision, d.is_main
+        )
+        scores = gather_scores(scores, d)
+        return scores if d.is_main else None
+    finally:
+        teardown(d)
+
+
+def predict_images(
+    checkpoint: str, images: list[str], protocol: Protocol, top: int = 5, device: str | None = None
+) -> tuple[list[dict], list[str], list[int]]:
+    """Top classes of each image file: (results, reasons for files that failed, scales used).
+
+    Without scales in ``protocol``, Table 3's single test scale: Q = S, or (Smin + Smax) / 2.
+    """
+    model = load_checkpoint(checkpoint)
+    if not protocol.scales:
+        if model.train_scale is None:
+            raise VGGError(f"{checkpoint} stores no training scale: pass --scales Q")
+        protocol = Protocol(
+            protocol.method,
+            [single_test_scale(Scale(*model.train_scale))],
+            protocol.flip,
+            protocol.grid,
+        )
+    sm = prepare(model, protocol, resolve_device(device or default_device()), checkpoint)
+    classes = model.classes or [str(i) for i in range(model.spec.num_classes)]
+    mode = "L" if model.spec.in_channels == 1 else "RGB"
+    results, failures = [], []
+    for path in images:
+        try:
+            image, _ = decode_image(path, mode, min(sm.scales))
+        except BadImage as err:
+            failures.append(str(err))
+            continue
+        with torch.inference_mode():
+            views = [
+                part_posteriors(sm, part, [rescale(image, q)], protocol, 64)[0]
+                for q in sm.scales
+                for part in PARTS[protocol.method]
+            ]
+        best = torch.stack(views).mean(0).topk(min(top, len(classes)))
+        results.append(
+            {
+                "image": str(path),
+                "top": [
+                    {"class": classes[i], "index": int(i), "probability": float(p)}
+                    for p, i in zip(best.values, best.indices, strict=True)
+                ],
+            }
+        )
+    return results, failures, sm.scales

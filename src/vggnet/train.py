@@ -87,6 +87,7 @@ class TrainConfig:
     init_from: str | None = None
     finetune_from: str | None = None
     patience: int = 3
+    plateau_threshold: float = 0.0  # top-1 error points an epoch must gain to count as improving
     normalize: str = "paper"  # or "standard": also divide by the per-channel std
     accumulate: int = 1
     lighting: bool = True
@@ -361,7 +362,7 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
     optimizer = torch.optim.SGD(
         parameter_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum
     )
-    schedule = PlateauSchedule(cfg.lr, patience=cfg.patience)
+    schedule = PlateauSchedule(cfg.lr, patience=cfg.patience, threshold=cfg.plateau_threshold)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
     step, epoch, step_in_epoch, best_error = 0, 0, 0, float("inf")
     torch.manual_seed(cfg.seed + 1 + d.rank)  # the dropout stream
