@@ -266,3 +266,40 @@ def test_plateau_threshold_and_patience_drive_the_learning_rate(tmp_path, run_cl
     # epoch 1 sets the best; no later epoch gains 100 points: lr / 10 after epoch 2, stop after 3
     assert lrs == pytest.approx([0.02, 0.002, 0.0002])
     assert "lr / 10 after 1 epochs without improvement" in out
+
+
+def test_a_killed_process_takes_the_others_down(tmp_path):
+    """torchrun with 2 processes; SIGKILL one mid-run: the other stops, torchrun exits non-zero."""
+    args = train_args(tmp_path / "run", "--epochs", "50", "--dist-timeout", "30")
+    args[args.index("--data") + 1] = "synthetic:classes=4,train=4000,val=16,size=40"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "vggnet",
+        *map(str, args),
+    ]
+    agent = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.time() + 90
+    while time.time() < deadline and (
+        not metrics.exists() or len(metrics.read_text().splitlines()) < 3
+    ):
+        time.sleep(0.2)
+    workers = subprocess.run(
+        ["pgrep", "-P", str(agent.pid)], capture_output=True, text=True
+    ).stdout.split()
+    assert len(workers) == 2, workers
+    os.kill(int(workers[-1]), signal.SIGKILL)
+    start = time.time()
+    _, err = agent.communicate(timeout=120)
+    assert time.time() - start < 60
+    assert agent.returncode != 0
+    assert "Signal 9 (SIGKILL)" in err or "SIGKILL" in err or "exitcode" in err
+    assert subprocess.run(["pgrep", "-P", str(agent.pid)], capture_output=True).returncode != 0
