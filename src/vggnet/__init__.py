@@ -3,6 +3,7 @@
 from vggnet.checkpoint import load_checkpoint, save_checkpoint
 from vggnet.configs import CONFIGS
 from vggnet.errors import VGGError
+from vggnet.features import PerceptualLoss, extract_features
 from vggnet.init import init_from_shallower, initialize
 from vggnet.model import VGG, DenseVGG, VGGSpec, build_model, to_dense
 from vggnet.preprocessing import Preprocessing
@@ -13,10 +14,12 @@ __all__ = [
     "CONFIGS",
     "VGG",
     "DenseVGG",
+    "PerceptualLoss",
     "Preprocessing",
     "VGGError",
     "VGGSpec",
     "build_model",
+    "extract_features",
     "init_from_shallower",
     "initialize",
     "load_checkpoint",

@@ -42,8 +42,17 @@ def save_checkpoint(
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Read and validate a checkpoint file's dict without building the model."""
-    payload = safe_load(path, "checkpoint", map_location)
+    """Read and validate a checkpoint file's dict without building the model.
+
+    Reads vggnet's torch files and its safetensors exports alike.
+    """
+    from vggnet.interop.export import is_safetensors, read_safetensors
+
+    if is_safetensors(path):
+        payload = read_safetensors(path)
+        payload["state_dict"] = {k: v.to(map_location) for k, v in payload["state_dict"].items()}
+    else:
+        payload = safe_load(path, "checkpoint", map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         hint = ""
         if isinstance(payload, dict) and any(isinstance(v, torch.Tensor) for v in payload.values()):

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from vggnet import configs
 from vggnet.errors import VGGError
 
-IMPORT_FORMATS = ("torchvision",)
-EXPORT_FORMATS = ("torchvision",)
+IMPORT_FORMATS = ("torchvision", "timm")
+EXPORT_FORMATS = ("torchvision", "safetensors", "onnx")
 
 
 def _add_shape_flags(parser: argparse.ArgumentParser) -> None:
@@ -283,11 +283,13 @@ def run_info(args: argparse.Namespace) -> None:
 def run_import(args: argparse.Namespace) -> None:
     """Convert a foreign weights file into a vggnet checkpoint."""
     from vggnet.checkpoint import save_checkpoint
+    from vggnet.interop.timm import import_timm
     from vggnet.interop.torchvision import import_torchvision
     from vggnet.serialization import safe_load
 
     source = f"{args.format} file {args.file}"
-    model = import_torchvision(safe_load(args.file, f"{args.format} file"), args.config, source)
+    convert = {"torchvision": import_torchvision, "timm": import_timm}[args.format]
+    model = convert(safe_load(args.file, f"{args.format} file"), args.config, source)
     save_checkpoint(args.out, model)
     print(f"wrote {args.out}: config {model.spec.config}, {model.spec.num_classes} classes")
 
@@ -295,11 +297,17 @@ def run_import(args: argparse.Namespace) -> None:
 def run_export(args: argparse.Namespace) -> None:
     """Write a checkpoint's weights in another library's layout."""
     from vggnet.checkpoint import load_checkpoint
+    from vggnet.interop.export import export_onnx, export_safetensors
     from vggnet.interop.torchvision import export_torchvision
     from vggnet.serialization import atomic_save
 
     model = load_checkpoint(args.checkpoint)
-    atomic_save(export_torchvision(model), args.out)
+    if args.format == "torchvision":
+        atomic_save(export_torchvision(model), args.out)
+    elif args.format == "safetensors":
+        export_safetensors(model, args.out)
+    else:
+        export_onnx(model, args.out)
     print(f"wrote {args.out} ({args.format} layout)")
 
 

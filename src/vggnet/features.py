@@ -1,0 +1,121 @@
+"""Named feature taps (conv3_2, relu4_3, pool5, fc7, ...) and the perceptual loss built on them.
+
+Today the VGG nets are mostly used as fixed feature extractors: transfer learning reads
+fc7, perceptual and style losses read relu1_2, relu2_2, relu3_3 and relu4_3.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vggnet.checkpoint import load_checkpoint
+from vggnet.errors import VGGError
+from vggnet.model import VGG
+
+PERCEPTUAL_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+
+
+def layer_names(model: VGG) -> list[str]:
+    """Every tap of ``model`` in forward order (Caffe names; no "flatten")."""
+    return [name for name, _ in model.named_children() if name != "flatten"]
+
+
+def extract_features(
+    model: VGG, images: torch.Tensor, layers: Sequence[str]
+) -> dict[str, torch.Tensor]:
+    """Outputs of the named layers for preprocessed ``images``, in one pass to the deepest tap.
+
+    ReLUs run out of place, so a tapped tensor is never overwritten and autograd works
+    through every tap. Conv taps take any image size; FC taps are (N, C) at the crop
+    size and maps (N, C, h, w) on larger images (the dense view).
+    """
+    names = layer_names(model)
+    unknown = [layer for layer in layers if layer not in names]
+    if unknown:
+        raise VGGError(
+            f"no layer {unknown[0]!r} in config {model.spec.config}: choose from {', '.join(names)}"
+        )
+    if not layers:
+        return {}
+    deepest = max(names.index(layer) for layer in layers)
+    if images.dim() != 4 or images.shape[1] != model.spec.in_channels:
+        raise VGGError(
+            f"expected images of shape (N, {model.spec.in_channels}, H, W), got {tuple(images.shape)}"
+        )
+    if deepest > names.index("pool5"):  # FC taps need at least one crop; conv taps any size
+        model._check_size(images)
+    dense = images.shape[-2:] != (model.spec.crop_size,) * 2
+    kernel = model.spec.fc6_kernel
+    wanted, out, x = set(layers), {}, images
+    for name in names[: deepest + 1]:
+        layer = model[name]
+        if isinstance(layer, nn.ReLU):
+            x = F.relu(x)
+        elif isinstance(layer, nn.Linear):
+            if dense:
+                x = F.conv2d(
+                    x, layer.weight.view(layer.out_features, -1, kernel, kernel), layer.bias
+                )
+                kernel = 1
+            else:
+                x = layer(x.flatten(1))
+        else:
+            x = layer(x)
+        if name in wanted:
+            out[name] = x
+    return {layer: out[layer] for layer in layers}
+
+
+class PerceptualLoss(nn.Module):
+    """Feature-matching loss: weighted mean squared differences of VGG features of two images.
+
+    Inputs are RGB images in [0, 1] (``input_range=(0, 1)``) or [-1, 1]; the model's own
+    stored preprocessing (mean, std, channel order) is applied, and its weights are frozen.
+    """
+
+    def __init__(
+        self,
+        model: VGG | str | os.PathLike,
+        layers: Sequence[str] = PERCEPTUAL_LAYERS,
+        weights: Sequence[float] | None = None,
+        input_range: tuple[float, float] = (0.0, 1.0),
+    ) -> None:
+        super().__init__()
+        net = model if isinstance(model, VGG) else load_checkpoint(model)
+        if weights is not None and len(weights) != len(layers):
+            raise VGGError(f"{len(weights)} weights for {len(layers)} layers: give one per layer")
+        if tuple(input_range) not in ((0.0, 1.0), (-1.0, 1.0)):
+            raise VGGError(f"input_range {input_range}: use (0, 1) or (-1, 1)")
+        self.net = net.eval().requires_grad_(False)
+        self.layers = list(layers)
+        self.weights = list(weights) if weights is not None else [1.0] * len(layers)
+        self.input_range = tuple(input_range)
+        unknown = [layer for layer in self.layers if layer not in layer_names(self.net)]
+        if unknown:
+            raise VGGError(f"no layer {unknown[0]!r} in config {self.net.spec.config}")
+
+    def train(self, mode: bool = True) -> PerceptualLoss:
+        """The feature net stays in eval mode (no dropout, fixed batch-norm statistics)."""
+        super().train(mode)
+        self.net.eval()
+        return self
+
+    def _features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.input_range == (-1.0, 1.0):
+            images = (images + 1) / 2
+        return extract_features(self.net, self.net.preprocessing.normalize(images), self.layers)
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """sum_k w_k * mean((phi_k(input) - phi_k(target))^2); no gradient flows into ``target``."""
+        ours = self._features(input)
+        with torch.no_grad():
+            theirs = self._features(target)
+        return sum(
+            w * F.mse_loss(ours[k], theirs[k])
+            for k, w in zip(self.layers, self.weights, strict=True)
+        )

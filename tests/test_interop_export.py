@@ -1,0 +1,110 @@
+"""safetensors and ONNX exports; timm import against timm itself."""
+
+import numpy as np
+import pytest
+import torch
+
+from tests.helpers import tiny
+from vggnet import VGGError, load_checkpoint, save_checkpoint, to_dense
+from vggnet.interop.timm import import_timm
+from vggnet.preprocessing import Preprocessing
+
+
+def test_safetensors_export_loads_back_with_everything(tmp_path, run_cli):
+    model = tiny("C", batch_norm=True)
+    model.classes = [f"c{i}" for i in range(10)]
+    model.preprocessing = Preprocessing.torchvision()
+    model.train_scale = (256, 512)
+    save_checkpoint(tmp_path / "m.ckpt", model)
+    status, _, err = run_cli(
+        "export",
+        "--checkpoint",
+        tmp_path / "m.ckpt",
+        "--format",
+        "safetensors",
+        "--out",
+        tmp_path / "m.safetensors",
+    )
+    assert status == 0, err
+    from safetensors.torch import load_file
+
+    raw = load_file(tmp_path / "m.safetensors")  # plain safetensors: any tool reads the weights
+    assert torch.equal(raw["conv3_3.weight"], model.conv3_3.weight)
+    back = load_checkpoint(tmp_path / "m.safetensors")
+    assert back.spec == model.spec and back.classes == model.classes
+    assert back.preprocessing == model.preprocessing and back.train_scale == (256, 512)
+    x = torch.randn(1, 3, 224, 224)
+    torch.testing.assert_close(back(x), model(x), rtol=0, atol=0)
+
+
+def test_safetensors_without_our_metadata_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, tmp_path / "other.safetensors")
+    with pytest.raises(VGGError, match="without vggnet metadata"):
+        load_checkpoint(tmp_path / "other.safetensors")
+
+
+def test_onnx_dense_net_matches_pytorch_at_three_sizes(tmp_path, run_cli):
+    ort = pytest.importorskip("onnxruntime")
+    model = tiny("B", crop_size=32, fc_width=16)
+    save_checkpoint(tmp_path / "m.ckpt", model)
+    status, _, err = run_cli(
+        "export",
+        "--checkpoint",
+        tmp_path / "m.ckpt",
+        "--format",
+        "onnx",
+        "--out",
+        tmp_path / "m.onnx",
+    )
+    assert status == 0, err
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    assert [i.name for i in session.get_inputs()] == ["image"]
+    assert [o.name for o in session.get_outputs()] == ["scores"]
+    for n, h, w in [(1, 32, 32), (2, 64, 96), (3, 100, 70)]:
+        x = torch.randn(n, 3, h, w)
+        got = session.run(None, {"image": x.numpy()})[0]
+        with torch.no_grad():
+            expected = to_dense(model)(x).numpy()
+        assert got.shape == expected.shape == (n, 10, h // 32, w // 32)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["vgg11", "vgg13_bn"])
+def test_timm_import_matches_timm(name, tmp_path, run_cli):
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    reference = timm.create_model(name, pretrained=False, num_classes=7).eval()
+    with torch.no_grad():
+        for m in reference.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 2)
+    ours = import_timm(reference.state_dict())
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), reference(x), rtol=1e-4, atol=1e-4)
+    torch.save(reference.state_dict(), tmp_path / "timm.pth")
+    status, _, err = run_cli(
+        "import", "--format", "timm", tmp_path / "timm.pth", "--out", tmp_path / "t.ckpt"
+    )
+    assert status == 0, err
+    status, _, err = run_cli(
+        "import",
+        "--format",
+        "timm",
+        tmp_path / "timm.pth",
+        "--config",
+        "E",
+        "--out",
+        tmp_path / "x.ckpt",
+    )
+    assert status == 2 and "conv layers but config E has 16" in err
+
+
+def test_timm_import_refuses_torchvision_layout():
+    import torchvision
+
+    with pytest.raises(VGGError, match="is not a timm VGG state dict"):
+        import_timm(torchvision.models.vgg11(weights=None).state_dict(), source="file x.pth")
