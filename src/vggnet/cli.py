@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from vggnet import configs
 from vggnet.errors import VGGError
 
-IMPORT_FORMATS = ("torchvision", "timm")
+IMPORT_FORMATS = ("torchvision", "timm", "keras")
 EXPORT_FORMATS = ("torchvision", "safetensors", "onnx")
 
 
@@ -288,8 +288,13 @@ def run_import(args: argparse.Namespace) -> None:
     from vggnet.serialization import safe_load
 
     source = f"{args.format} file {args.file}"
-    convert = {"torchvision": import_torchvision, "timm": import_timm}[args.format]
-    model = convert(safe_load(args.file, f"{args.format} file"), args.config, source)
+    if args.format == "keras":
+        from vggnet.interop.keras import import_keras
+
+        model = import_keras(args.file, args.config)
+    else:
+        convert = {"torchvision": import_torchvision, "timm": import_timm}[args.format]
+        model = convert(safe_load(args.file, f"{args.format} file"), args.config, source)
     save_checkpoint(args.out, model)
     print(f"wrote {args.out}: config {model.spec.config}, {model.spec.num_classes} classes")
 
