@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from vggnet import configs
 from vggnet.errors import VGGError
 
-IMPORT_FORMATS = ("torchvision", "timm", "keras")
+IMPORT_FORMATS = ("torchvision", "timm", "keras", "caffe")
 EXPORT_FORMATS = ("torchvision", "safetensors", "onnx")
 
 
@@ -292,6 +292,10 @@ def run_import(args: argparse.Namespace) -> None:
         from vggnet.interop.keras import import_keras
 
         model = import_keras(args.file, args.config)
+    elif args.format == "caffe":
+        from vggnet.interop.caffe import import_caffe
+
+        model = import_caffe(args.file, args.config)
     else:
         convert = {"torchvision": import_torchvision, "timm": import_timm}[args.format]
         model = convert(safe_load(args.file, f"{args.format} file"), args.config, source)
