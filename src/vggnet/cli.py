@@ -189,6 +189,40 @@ def add_eval_parsers(sub) -> None:
     )
     n.add_argument("--json", metavar="FILE")
 
+    for name, text in (
+        ("features", "Appendix B descriptors of a split, saved as .npy"),
+        ("transfer", "a linear SVM on Appendix B descriptors: accuracy on the val split"),
+    ):
+        f = sub.add_parser(name, help=text)
+        f.add_argument("--checkpoint", required=True, metavar="CKPT")
+        f.add_argument(
+            "--data",
+            required=True,
+            help="folder, fashion-mnist[:PATH], sklearn-digits, synthetic[:...]",
+        )
+        f.add_argument("--layer", default="fc7", help="tap to describe images with (default fc7)")
+        f.add_argument(
+            "--scales",
+            type=_scales,
+            metavar="Q[,Q...]",
+            help="default: Table 4's rule from the training scale",
+        )
+        f.add_argument("--no-flip", action="store_true")
+        f.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+        f.add_argument("--batch-size", type=int, default=64)
+        f.add_argument("--workers", type=int, default=0)
+        if name == "features":
+            f.add_argument("--split", choices=("train", "val"), default="train")
+            f.add_argument(
+                "--out",
+                required=True,
+                metavar="FILE.npy",
+                help="features; labels go to FILE.labels.npy",
+            )
+        else:
+            f.add_argument("--c", type=float, default=1.0, help="the SVM's C (default 1)")
+            f.add_argument("--json", metavar="FILE")
+
     m = sub.add_parser("demo", help="train and evaluate a VGG on Fashion-MNIST (the main job)")
     m.add_argument("--out", default="runs/demo", help="where the run, results.json and samples go")
     m.add_argument("--data", default="fashion-mnist", help="fashion-mnist or fashion-mnist:FOLDER")
@@ -468,6 +502,66 @@ def run_predict(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _split_features(args: argparse.Namespace, split: str):
+    from vggnet.checkpoint import load_checkpoint
+    from vggnet.data import open_source
+    from vggnet.devices import default_device, resolve_device
+    from vggnet.evaluate import Protocol, model_scales
+    from vggnet.transfer import dataset_features
+
+    model = load_checkpoint(args.checkpoint).to(resolve_device(args.device or default_device()))
+    source = open_source(args.data, split)
+    if source.channels != model.spec.in_channels:
+        raise VGGError(
+            f"{args.checkpoint} takes {model.spec.in_channels}-channel images, --data {args.data} has {source.channels}"
+        )
+    scales = args.scales or model_scales(model, Protocol("dense"))
+    return dataset_features(
+        model, source, scales, args.layer, not args.no_flip, args.batch_size, args.workers
+    ), scales
+
+
+def run_features(args: argparse.Namespace) -> None:
+    """Write Appendix B descriptors of one split."""
+    from pathlib import Path
+
+    import numpy as np
+
+    (features, labels), scales = _split_features(args, args.split)
+    out = Path(args.out)
+    np.save(out, features)
+    np.save(out.with_suffix(".labels.npy"), labels)
+    print(
+        f"wrote {out} ({features.shape[0]} x {features.shape[1]}, {args.layer} at Q={scales}) and {out.with_suffix('.labels.npy')}"
+    )
+
+
+def run_transfer(args: argparse.Namespace) -> None:
+    """Fit a linear SVM on train-split descriptors; report val accuracy."""
+    import json
+
+    from vggnet.transfer import linear_probe
+
+    train, scales = _split_features(args, "train")
+    val, _ = _split_features(args, "val")
+    accuracy = linear_probe(train, val, args.c)
+    result = {
+        "checkpoint": args.checkpoint,
+        "data": args.data,
+        "layer": args.layer,
+        "scales": scales,
+        "train_images": len(train[1]),
+        "val_images": len(val[1]),
+        "accuracy": accuracy,
+    }
+    print(
+        f"linear SVM on {args.layer} descriptors (Q={scales}): {accuracy:.2f}% on {len(val[1])} {args.data} val images ({len(train[1])} train)"
+    )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+
+
 def run_demo(args: argparse.Namespace) -> None:
     """The main job: Fashion-MNIST, the paper's recipe scaled down, the paper's protocols."""
     from vggnet.demo import run_demo as demo
@@ -485,6 +579,8 @@ COMMANDS = {
     "ensemble": run_ensemble,
     "predict": run_predict,
     "demo": run_demo,
+    "features": run_features,
+    "transfer": run_transfer,
 }
 
 

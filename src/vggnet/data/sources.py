@@ -256,7 +256,45 @@ class SyntheticSource:
         return pil_to_tensor(img), img.size
 
 
-Source = FolderSource | FashionMNISTSource | SyntheticSource
+@dataclass
+class DigitsSource:
+    """scikit-learn's bundled 8x8 digits (1,797 images, 16 grey levels): a small transfer target.
+
+    Every fourth image (index % 4 == 0) is ``val``, the rest ``train``.
+    """
+
+    split: str = "train"
+    classes: list[str] = field(default_factory=lambda: [str(d) for d in range(10)])
+    channels: int = 1
+    images: np.ndarray = field(init=False)
+    labels: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        _check_split(self.split)
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError:
+            raise VGGError(
+                "--data sklearn-digits needs scikit-learn: pip install scikit-learn"
+            ) from None
+        digits = load_digits()
+        keep = (np.arange(len(digits.target)) % 4 == 0) == (self.split == "val")
+        self.images = np.round(digits.images[keep] * 255 / 16).astype(np.uint8)
+        self.labels = digits.target[keep].astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def name(self, i: int) -> str:
+        """Where image ``i`` comes from."""
+        return f"sklearn-digits/{self.split}[{i}]"
+
+    def read(self, i: int, min_short_side: int | None = None) -> tuple[Tensor, tuple[int, int]]:
+        """Image ``i`` as a (1, 8, 8) uint8 tensor."""
+        return torch.from_numpy(self.images[i])[None], (8, 8)
+
+
+Source = FolderSource | FashionMNISTSource | SyntheticSource | DigitsSource
 
 SYNTHETIC_KEYS = {
     "classes": "num_classes",
@@ -274,6 +312,8 @@ def open_source(
     kind, _, arg = spec.partition(":")
     if kind == "fashion-mnist":
         return FashionMNISTSource(Path(arg or FASHION_MNIST_DIR), split)
+    if kind == "sklearn-digits":
+        return DigitsSource(split)
     if kind == "synthetic":
         options = {}
         for item in filter(None, arg.split(",")):
@@ -288,6 +328,7 @@ def open_source(
     root = Path(spec)
     if not root.is_dir():
         raise VGGError(
-            f"--data {spec!r} is neither a folder nor 'fashion-mnist[:PATH]' nor 'synthetic[:...]'"
+            f"--data {spec!r} is neither a folder nor 'fashion-mnist[:PATH]', 'synthetic[:...]' "
+            "or 'sklearn-digits'"
         )
     return FolderSource(root, split, Path(val_labels) if val_labels else None)

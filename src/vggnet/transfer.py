@@ -1,0 +1,92 @@
+"""Appendix B: deep features as image descriptors, and a linear classifier trained on them.
+
+An image's descriptor is a layer's activations (fc7 by default) computed densely over
+the whole rescaled image, averaged over locations, over its mirror and over several
+test scales Q, then L2-normalised, as the paper aggregates them for VOC and Caltech.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from vggnet.data.loader import RescaledSet, Skipped
+from vggnet.data.transforms import BatchNormalizer
+from vggnet.errors import VGGError
+from vggnet.features import extract_features
+from vggnet.model import VGG
+
+
+def _descriptors(
+    model: VGG, normalizer: BatchNormalizer, images: list[torch.Tensor], layer: str, flip: bool
+) -> torch.Tensor:
+    """Location-averaged activations of ``layer`` for images of one scale (batched by size)."""
+    device = next(model.parameters()).device
+    by_size: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for i, image in enumerate(images):
+        by_size[tuple(image.shape)].append(i)
+    out: list[torch.Tensor | None] = [None] * len(images)
+    for indices in by_size.values():
+        x = normalizer(torch.stack([images[i] for i in indices]).to(device))
+        views = [x, x.flip(-1)] if flip else [x]
+        total = 0
+        for view in views:
+            a = extract_features(model, view, [layer])[layer]
+            total = total + (a.mean(dim=(2, 3)) if a.dim() == 4 else a)
+        for i, d in zip(indices, total / len(views), strict=True):
+            out[i] = d
+    return torch.stack(out)
+
+
+def dataset_features(
+    model: VGG,
+    source,
+    scales: list[int],
+    layer: str = "fc7",
+    flip: bool = True,
+    batch_size: int = 64,
+    workers: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(L2-normalised descriptors (N, D), labels (N,)) of every readable image of ``source``."""
+    small = [q for q in scales if q < model.spec.crop_size]
+    if small and layer.startswith(("fc", "relu6", "relu7", "drop")):
+        raise VGGError(
+            f"test scale Q={small[0]} is smaller than the crop {model.spec.crop_size} needed by {layer}"
+        )
+    model = model.eval()
+    normalizer = BatchNormalizer(model.preprocessing).to(next(model.parameters()).device)
+    loader = DataLoader(
+        RescaledSet(source, scales),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=lambda items: items,
+    )
+    features, labels = [], []
+    with torch.inference_mode():
+        for items in loader:
+            good = [item for item in items if not isinstance(item, Skipped)]
+            if not good:
+                continue
+            per_scale = [
+                _descriptors(model, normalizer, [views[s] for views, _, _ in good], layer, flip)
+                for s in range(len(scales))
+            ]
+            features.append(F.normalize(torch.stack(per_scale).mean(0), dim=1).cpu())
+            labels += [label for _, label, _ in good]
+    return torch.cat(features).numpy(), np.asarray(labels, dtype=np.int64)
+
+
+def linear_probe(
+    train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], c: float = 1.0
+) -> float:
+    """Accuracy (%) on ``val`` of a linear SVM (the paper's classifier) trained on ``train``."""
+    try:
+        from sklearn.svm import LinearSVC
+    except ImportError:
+        raise VGGError("vggnet transfer needs scikit-learn: pip install scikit-learn") from None
+    classifier = LinearSVC(C=c).fit(*train)
+    return 100.0 * float((classifier.predict(val[0]) == val[1]).mean())
