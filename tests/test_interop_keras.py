@@ -74,5 +74,5 @@ def test_keras2_layout_and_bad_files(tmp_path, keras_vgg16):
     (tmp_path / "cut.h5").write_bytes(path.read_bytes()[:1000])
     with pytest.raises(VGGError, match=r"is not a readable Keras \.h5 weight file"):
         import_keras(tmp_path / "cut.h5")
-    with pytest.raises(VGGError, match="not config E"):
+    with pytest.raises(VGGError, match="has 13 conv layers but config E has 16"):
         import_keras(path, "E")

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vggnet import configs
 from vggnet.checkpoint import load_weights
 from vggnet.errors import VGGError
+from vggnet.interop.common import infer_config
 from vggnet.model import VGG, VGGSpec
 from vggnet.preprocessing import Preprocessing
 
@@ -136,19 +136,9 @@ def import_caffe(path: str | os.PathLike, config: str | None = None) -> VGG:
     """Convert the VGG release's .caffemodel (conv1_1 ... fc8) into our RGB model."""
     layers = read_caffemodel(path)
     convs = [n for n in layers if n.startswith("conv")]
-    depths = {
-        sum(t.startswith("conv") for b in configs.CONFIGS[c] for t in b): c
-        for c in ("A", "B", "D", "E")
-    }
-    if len(convs) not in depths or not all(f"fc{i}" in layers for i in (6, 7, 8)):
-        raise VGGError(
-            f"{path} has conv layers {convs[:3]}... and no fc6-fc8 set of a VGG: not a VGG .caffemodel"
-        )
-    inferred = depths[len(convs)]
-    if config is not None and configs.resolve_config(config) != inferred:
-        raise VGGError(
-            f"{path} holds a {len(convs)}-conv net (config {inferred}), not config {config}"
-        )
+    if not all(f"fc{i}" in layers for i in (6, 7, 8)) or "conv1_1" not in layers:
+        raise VGGError(f"{path} has no conv1_1 and fc6-fc8 layers: not a VGG .caffemodel")
+    inferred = infer_config(len(convs), config, f"Caffe file {path}", "Caffe")
     first, fc6, fc8 = layers["conv1_1"][0], layers["fc6"][0], layers["fc8"][0]
     last = layers[convs[-1]][0].shape[0]
     fc6_in = fc6.shape[-1]

@@ -14,9 +14,9 @@ import re
 import numpy as np
 import torch
 
-from vggnet import configs
 from vggnet.checkpoint import load_weights
 from vggnet.errors import VGGError
+from vggnet.interop.common import infer_config
 from vggnet.model import VGG, VGGSpec
 from vggnet.preprocessing import Preprocessing
 
@@ -75,19 +75,9 @@ def import_keras(path: str | os.PathLike, config: str | None = None) -> VGG:
     pairs = read_keras_h5(path)
     convs = [(k, b) for k, b in pairs if k.ndim == 4]
     dense = [(k, b) for k, b in pairs if k.ndim == 2]
-    depths = {
-        sum(t.startswith("conv") for block in configs.CONFIGS[c] for t in block): c
-        for c in ("A", "B", "D", "E")
-    }
-    if len(dense) != 3 or len(convs) not in depths:
-        raise VGGError(
-            f"{path} has {len(convs)} conv and {len(dense)} dense layers: not a Keras VGG with its top"
-        )
-    inferred = depths[len(convs)]
-    if config is not None and configs.resolve_config(config) != inferred:
-        raise VGGError(
-            f"{path} holds a {len(convs)}-conv net (config {inferred}), not config {config}"
-        )
+    if len(dense) != 3:
+        raise VGGError(f"{path} has {len(dense)} dense layers, not 3: not a Keras VGG with its top")
+    inferred = infer_config(len(convs), config, f"Keras file {path}", "Keras")
     fc6, fc8 = dense[0][0], dense[2][0]
     last = convs[-1][0].shape[3]
     side = round((fc6.shape[0] / last) ** 0.5)

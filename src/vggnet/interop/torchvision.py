@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from vggnet import configs
 from vggnet.checkpoint import load_weights
 from vggnet.errors import VGGError
+from vggnet.interop.common import PUBLISHED, infer_config
 from vggnet.model import VGG, VGGSpec
 from vggnet.preprocessing import Preprocessing
 
@@ -54,11 +54,6 @@ def _conv_weights(state_dict: dict[str, torch.Tensor]) -> list[torch.Tensor]:
     return [state_dict[k] for k in keys if state_dict[k].dim() == 4]
 
 
-def _depth(config: str) -> int:
-    """Number of conv layers of a Table 1 config."""
-    return sum(1 for block in configs.CONFIGS[config] for t in block if t.startswith("conv"))
-
-
 def spec_from_torchvision(
     state_dict: dict[str, torch.Tensor], config: str | None, source: str
 ) -> VGGSpec:
@@ -69,21 +64,7 @@ def spec_from_torchvision(
             f"{source} is not a torchvision VGG state dict (expected features.N.* and "
             "classifier.0/3/6.* keys)"
         )
-    by_depth = {_depth(name): name for name in configs.ALIASES.values()}
-    if config is None:
-        if len(convs) not in by_depth:
-            raise VGGError(
-                f"{source} has {len(convs)} conv layers, which matches no torchvision VGG"
-            )
-        config = by_depth[len(convs)]
-    config = configs.resolve_config(config)
-    if config not in by_depth.values():
-        raise VGGError(f"torchvision has no VGG for config {config}: use A, B, D or E")
-    if _depth(config) != len(convs):
-        raise VGGError(
-            f"{source} has {len(convs)} conv layers but config {config} has {_depth(config)}: "
-            f"drop --config or pass {by_depth.get(len(convs), 'the matching config')}"
-        )
+    config = infer_config(len(convs), config, source, "torchvision")
     first, last = convs[0], convs[-1]
     fc6_in = state_dict["classifier.0.weight"].shape[1]
     side = round((fc6_in / last.shape[0]) ** 0.5)
@@ -136,7 +117,7 @@ def import_torchvision(obj: object, config: str | None = None, source: str = "st
 
 def export_torchvision(model: VGG) -> dict[str, torch.Tensor]:
     """Our weights in torchvision's layout, loadable by ``torchvision.models.vgg16(...)``."""
-    if model.spec.config not in configs.ALIASES.values():
+    if model.spec.config not in PUBLISHED:
         raise VGGError(f"torchvision has no VGG for config {model.spec.config}: use A, B, D or E")
     names = torchvision_names(model)
     out = {}
