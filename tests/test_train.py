@@ -247,6 +247,7 @@ def test_two_processes_equal_one(tmp_path):
         env=env, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("reached --max-steps 4") == 1  # only rank 0 prints
     a, ta = state(tmp_path / "one" / "last.ckpt")
     b, tb = state(tmp_path / "two" / "last.ckpt")
     assert tb["world_size"] == 2 and ta["step"] == tb["step"] == 4
