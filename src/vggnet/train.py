@@ -501,9 +501,12 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
                 epoch_loss += loss_value * images_done
                 epoch_images += images_done
                 rate = epoch_images / max(time.perf_counter() - tick, 1e-9)
-                bar.set_postfix(
-                    loss=f"{loss_value:.4f}", lr=f"{schedule.lr:.1e}", img_s=f"{rate:.0f}"
-                )
+                postfix = {
+                    "loss": f"{loss_value:.4f}",
+                    "lr": f"{schedule.lr:.1e}",
+                    "img_s": f"{rate:.0f}",
+                }
+                bar.set_postfix(postfix, refresh=False)  # drawn by update(), at its own pace
                 bar.update()
                 if log and (step % cfg.log_every == 0 or step == 1):
                     log.write(
