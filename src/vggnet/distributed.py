@@ -62,11 +62,6 @@ def all_sum(values: list[float], d: Dist, device: torch.device) -> list[float]:
     return t.tolist()
 
 
-def any_true(flag: bool, d: Dist, device: torch.device) -> bool:
-    """True if ``flag`` is true on any process (so all stop at the same step)."""
-    return bool(all_sum([float(flag)], d, device)[0]) if d.enabled else flag
-
-
 def barrier(d: Dist) -> None:
     """Wait for every process."""
     if d.enabled:

@@ -17,12 +17,11 @@ import torch
 
 from vggnet.checkpoint import load_weights
 from vggnet.errors import VGGError
-from vggnet.interop.common import infer_config
+from vggnet.interop.common import RELEASE_TRAIN_SCALE, finish_import, infer_config
 from vggnet.model import VGG, VGGSpec
 from vggnet.preprocessing import Preprocessing
 
 CAFFE_MEAN_BGR_255 = (103.939, 116.779, 123.68)
-RELEASE_TRAIN_SCALE = (256, 512)  # the released nets were trained with scale jittering
 
 # caffe.proto field numbers.
 NET_V1_LAYERS, NET_LAYER = 2, 100
@@ -165,10 +164,5 @@ def import_caffe(path: str | os.PathLike, config: str | None = None) -> VGG:
     if spec.in_channels == 3:
         state["conv1_1.weight"] = state["conv1_1.weight"].flip(1)  # BGR -> RGB input
     load_weights(model, state, f"Caffe file {path}")
-    model.preprocessing = Preprocessing.paper(tuple(reversed(CAFFE_MEAN_BGR_255)))
-    model.train_scale = RELEASE_TRAIN_SCALE
-    if spec.num_classes == 1000:
-        from vggnet.interop.torchvision import _imagenet_classes
-
-        model.classes = _imagenet_classes()
-    return model.eval()
+    paper = Preprocessing.paper(tuple(reversed(CAFFE_MEAN_BGR_255)))
+    return finish_import(model, paper, RELEASE_TRAIN_SCALE)

@@ -1,12 +1,16 @@
-"""What every weight import shares: telling the config from the number of conv layers."""
+"""What every weight import shares: the config from the conv count, and the metadata it records."""
 
 from __future__ import annotations
 
 from vggnet import configs
 from vggnet.errors import VGGError
+from vggnet.model import VGG
+from vggnet.preprocessing import Preprocessing
 
 # The configs other libraries publish weights for (vgg11, vgg13, vgg16, vgg19).
 PUBLISHED = tuple(configs.ALIASES.values())
+# The VGG team's released weights (Caffe, and Keras' port of them) were trained with S in [256, 512].
+RELEASE_TRAIN_SCALE = (256, 512)
 
 
 def conv_count(config: str) -> int:
@@ -30,3 +34,22 @@ def infer_config(num_convs: int, requested: str | None, source: str, library: st
             f"drop --config or pass {by_count.get(num_convs, 'the matching config')}"
         )
     return config
+
+
+def imagenet_classes() -> list[str] | None:
+    """The 1000 ImageNet class names torchvision ships, if this torchvision has them."""
+    try:
+        from torchvision.models._meta import _IMAGENET_CATEGORIES
+    except ImportError:
+        return None
+    return list(_IMAGENET_CATEGORIES)
+
+
+def finish_import(model: VGG, preprocessing: Preprocessing, train_scale: tuple[int, int]) -> VGG:
+    """Record how the imported weights expect their input, and ImageNet's class names if 1000-way."""
+    model.preprocessing = preprocessing
+    model.train_scale = train_scale
+    classes = imagenet_classes()
+    if classes is not None and model.spec.num_classes == len(classes):
+        model.classes = classes
+    return model.eval()

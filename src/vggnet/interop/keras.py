@@ -16,13 +16,11 @@ import torch
 
 from vggnet.checkpoint import load_weights
 from vggnet.errors import VGGError
-from vggnet.interop.common import infer_config
+from vggnet.interop.common import RELEASE_TRAIN_SCALE, finish_import, infer_config
 from vggnet.model import VGG, VGGSpec
 from vggnet.preprocessing import Preprocessing
 
 KERAS_MEAN_BGR_255 = (103.939, 116.779, 123.68)
-# The released Keras weights are the VGG team's own (ported from Caffe), trained with S in [256, 512].
-RELEASE_TRAIN_SCALE = (256, 512)
 
 
 def _order(name: str) -> tuple[str, int]:
@@ -110,12 +108,5 @@ def import_keras(path: str | os.PathLike, config: str | None = None) -> VGG:
         state[f"{name}.weight"] = torch.tensor(kernel)
         state[f"{name}.bias"] = torch.tensor(bias)
     load_weights(model, state, f"Keras file {path}")
-    model.preprocessing = Preprocessing(
-        tuple(m / 255 for m in KERAS_MEAN_BGR_255), (1 / 255,) * 3, "BGR"
-    )
-    model.train_scale = RELEASE_TRAIN_SCALE
-    if spec.num_classes == 1000:
-        from vggnet.interop.torchvision import _imagenet_classes
-
-        model.classes = _imagenet_classes()
-    return model.eval()
+    keras_mode = Preprocessing(tuple(m / 255 for m in KERAS_MEAN_BGR_255), (1 / 255,) * 3, "BGR")
+    return finish_import(model, keras_mode, RELEASE_TRAIN_SCALE)

@@ -6,7 +6,7 @@ import torch
 
 from vggnet.checkpoint import load_weights
 from vggnet.errors import VGGError
-from vggnet.interop.common import PUBLISHED, infer_config
+from vggnet.interop.common import PUBLISHED, finish_import, infer_config
 from vggnet.model import VGG, VGGSpec
 from vggnet.preprocessing import Preprocessing
 
@@ -79,15 +79,6 @@ def spec_from_torchvision(
     )
 
 
-def _imagenet_classes() -> list[str] | None:
-    """The 1000 ImageNet class names torchvision ships, if this torchvision has them."""
-    try:
-        from torchvision.models._meta import _IMAGENET_CATEGORIES
-    except ImportError:
-        return None
-    return list(_IMAGENET_CATEGORIES)
-
-
 def import_torchvision(obj: object, config: str | None = None, source: str = "state dict") -> VGG:
     """Convert a torchvision VGG state dict (or a checkpoint holding one) into our model."""
     state_dict = unwrap_state_dict(obj, source)
@@ -108,11 +99,8 @@ def import_torchvision(obj: object, config: str | None = None, source: str = "st
     if extra:
         raise VGGError(f"{source} has entries a {spec.config} net lacks: {', '.join(extra[:4])}")
     load_weights(model, {k: state_dict[t] for k, t in theirs.items()}, source)
-    model.preprocessing = Preprocessing.torchvision()
-    model.train_scale = (TORCHVISION_EVAL_SCALE, TORCHVISION_EVAL_SCALE)
-    if spec.num_classes == len(classes := _imagenet_classes() or []):
-        model.classes = classes
-    return model.eval()
+    scale = (TORCHVISION_EVAL_SCALE, TORCHVISION_EVAL_SCALE)
+    return finish_import(model, Preprocessing.torchvision(), scale)
 
 
 def export_torchvision(model: VGG) -> dict[str, torch.Tensor]:
