@@ -24,7 +24,7 @@ from vggnet.checkpoint import load_checkpoint
 from vggnet.data import open_source
 from vggnet.data.geometry import Scale, default_test_scales, single_test_scale
 from vggnet.data.images import BadImage, decode_image
-from vggnet.data.loader import RescaledSet, Skipped
+from vggnet.data.loader import RescaledSet, Skipped, collate_views, split_skipped
 from vggnet.data.sampler import shard_indices
 from vggnet.data.transforms import BatchNormalizer, center_crop, grid_crops, rescale
 from vggnet.devices import autocast, check_precision, default_device, resolve_device
@@ -123,12 +123,19 @@ def multicrop_posteriors(
 ) -> torch.Tensor:
     """Posteriors averaged over a grid x grid of crops of each image (and their mirrors)."""
     crop = sm.model.spec.crop_size
-    crops = torch.stack([grid_crops(image, crop, grid) for image in images])  # (N, G*G, C, s, s)
-    if flip:
-        crops = torch.cat([crops, crops.flip(-1)], dim=1)
-    n, views = crops.shape[:2]
-    posteriors = _forward(sm, crops.flatten(0, 1), False, batch_size).softmax(1)
-    return posteriors.view(n, views, -1).mean(1)
+    crops = torch.cat([grid_crops(image, crop, grid) for image in images])  # (N*G*G, C, s, s)
+    posteriors = _forward(sm, crops, False, batch_size).softmax(1)
+    if flip:  # the mirrors: another pass, not a second copy of every crop
+        posteriors = (posteriors + _forward(sm, crops.flip(-1), False, batch_size).softmax(1)) / 2
+    return posteriors.view(len(images), grid * grid, -1).mean(1)
+
+
+def group_by_size(images: list[torch.Tensor]) -> list[list[int]]:
+    """Indices of the images, grouped so that each group has one shape and batches as one tensor."""
+    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for i, image in enumerate(images):
+        groups[tuple(image.shape)].append(i)
+    return list(groups.values())
 
 
 def dense_posteriors(
@@ -138,11 +145,8 @@ def dense_posteriors(
 
     Images are batched by size; the result keeps the input order.
     """
-    by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for i, image in enumerate(images):
-        by_size[tuple(image.shape[-2:])].append(i)
     result: list[torch.Tensor | None] = [None] * len(images)
-    for indices in by_size.values():
+    for indices in group_by_size(images):
         batch = torch.stack([images[i] for i in indices])
         posteriors = _forward(sm, batch, True, batch_size).softmax(1)
         if flip:
@@ -275,10 +279,6 @@ def label_map(model_classes: list[str], data_classes: list[str]) -> torch.Tensor
     return torch.arange(len(data_classes))
 
 
-def _collate_views(items: list) -> list:
-    return items
-
-
 def score_images(
     models: list[ScoredModel],
     source,
@@ -299,7 +299,7 @@ def score_images(
         RescaledSet(source, all_scales, indices),
         batch_size=batch_size,
         num_workers=workers,
-        collate_fn=_collate_views,
+        collate_fn=collate_views,
     )
     to_model = label_map(classes, source.classes)
     device = next(models[0].model.parameters()).device
@@ -320,8 +320,8 @@ def score_images(
         )
     with torch.inference_mode(), autocast(precision, device):
         for items in loader:
-            good = [item for item in items if not isinstance(item, Skipped)]
-            skipped += [item for item in items if isinstance(item, Skipped)]
+            good, bad = split_skipped(items)
+            skipped += bad
             if bar:
                 bar.update(len(items))
             if not good:

@@ -25,6 +25,16 @@ def layer_names(model: VGG) -> list[str]:
     return [name for name, _ in model.named_children() if name != "flatten"]
 
 
+def check_layers(model: VGG, layers: Sequence[str]) -> None:
+    """Refuse a layer name the model does not have, listing the ones it has."""
+    names = layer_names(model)
+    unknown = [layer for layer in layers if layer not in names]
+    if unknown:
+        raise VGGError(
+            f"no layer {unknown[0]!r} in config {model.spec.config}: choose from {', '.join(names)}"
+        )
+
+
 def extract_features(
     model: VGG, images: torch.Tensor, layers: Sequence[str]
 ) -> dict[str, torch.Tensor]:
@@ -34,12 +44,8 @@ def extract_features(
     through every tap. Conv taps take any image size; FC taps are (N, C) at the crop
     size and maps (N, C, h, w) on larger images (the dense view).
     """
+    check_layers(model, layers)
     names = layer_names(model)
-    unknown = [layer for layer in layers if layer not in names]
-    if unknown:
-        raise VGGError(
-            f"no layer {unknown[0]!r} in config {model.spec.config}: choose from {', '.join(names)}"
-        )
     if not layers:
         return {}
     deepest = max(names.index(layer) for layer in layers)
@@ -95,9 +101,7 @@ class PerceptualLoss(nn.Module):
         self.layers = list(layers)
         self.weights = list(weights) if weights is not None else [1.0] * len(layers)
         self.input_range = tuple(input_range)
-        unknown = [layer for layer in self.layers if layer not in layer_names(self.net)]
-        if unknown:
-            raise VGGError(f"no layer {unknown[0]!r} in config {self.net.spec.config}")
+        check_layers(self.net, self.layers)
 
     def train(self, mode: bool = True) -> PerceptualLoss:
         """The feature net stays in eval mode (no dropout, fixed batch-norm statistics)."""

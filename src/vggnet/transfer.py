@@ -7,16 +7,15 @@ test scales Q, then L2-normalised, as the paper aggregates them for VOC and Calt
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from vggnet.data.loader import RescaledSet, Skipped
+from vggnet.data.loader import RescaledSet, collate_views, split_skipped
 from vggnet.data.transforms import BatchNormalizer
 from vggnet.errors import VGGError
+from vggnet.evaluate import group_by_size
 from vggnet.features import extract_features
 from vggnet.model import VGG
 
@@ -26,11 +25,8 @@ def _descriptors(
 ) -> torch.Tensor:
     """Location-averaged activations of ``layer`` for images of one scale (batched by size)."""
     device = next(model.parameters()).device
-    by_size: dict[tuple[int, ...], list[int]] = defaultdict(list)
-    for i, image in enumerate(images):
-        by_size[tuple(image.shape)].append(i)
     out: list[torch.Tensor | None] = [None] * len(images)
-    for indices in by_size.values():
+    for indices in group_by_size(images):
         x = normalizer(torch.stack([images[i] for i in indices]).to(device))
         views = [x, x.flip(-1)] if flip else [x]
         total = 0
@@ -63,12 +59,12 @@ def dataset_features(
         RescaledSet(source, scales),
         batch_size=batch_size,
         num_workers=workers,
-        collate_fn=lambda items: items,
+        collate_fn=collate_views,
     )
     features, labels = [], []
     with torch.inference_mode():
         for items in loader:
-            good = [item for item in items if not isinstance(item, Skipped)]
+            good, _ = split_skipped(items)
             if not good:
                 continue
             per_scale = [

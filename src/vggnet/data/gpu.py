@@ -17,7 +17,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from vggnet.data.images import EXIF_ORIENTATION, MAX_PIXELS, TRANSPOSED, BadImage, decode_image
-from vggnet.data.loader import Batch, Skipped, TrainSet, batch_loader
+from vggnet.data.loader import Batch, Skipped, TrainSet, batch_loader, split_skipped
 from vggnet.data.sampler import GlobalBatchSampler
 from vggnet.data.transforms import CropParams, TrainTransform, apply_crop, draw_crop
 
@@ -111,9 +111,7 @@ class EncodedTrainSet(TrainSet):
 
 def collate_encoded(items: list) -> EncodedBatch:
     """Keep the items as a list (JPEG sizes differ); set the skipped ones aside."""
-    return EncodedBatch(
-        [i for i in items if isinstance(i, Encoded)], [i for i in items if isinstance(i, Skipped)]
-    )
+    return EncodedBatch(*split_skipped(items))
 
 
 class DeviceDecoder:
@@ -164,14 +162,7 @@ class DeviceDecoder:
             crops.append(apply_crop(image, item.full_size, item.params, self.crop))
             kept.append(item)
         if not kept:
-            empty = torch.empty(0, 3, self.crop, self.crop, dtype=torch.uint8, device=self.device)
-            return Batch(
-                empty,
-                torch.empty(0, dtype=torch.long),
-                torch.empty(0, 3),
-                torch.empty(0, dtype=torch.long),
-                skipped,
-            )
+            return Batch.empty(skipped)
         return Batch(
             torch.stack(crops),
             torch.tensor([i.label for i in kept]).to(self.device, non_blocking=True),

@@ -33,6 +33,12 @@ class Batch:
     indices: torch.Tensor
     skipped: list[Skipped] = field(default_factory=list)
 
+    @classmethod
+    def empty(cls, skipped: list[Skipped]) -> Batch:
+        """A batch whose every file was unusable: nothing to train on, only files to report."""
+        none = torch.empty(0, dtype=torch.long)
+        return cls(torch.empty(0, dtype=torch.uint8), none, torch.empty(0), none, skipped)
+
     def pin_memory(self) -> Batch:
         """Page-lock the tensors (DataLoader calls this with ``pin_memory=True``)."""
         return Batch(
@@ -85,18 +91,23 @@ class TrainSet(Dataset):
         return image, int(self.source.labels[index]), params.alpha, index
 
 
+def split_skipped(items: list) -> tuple[list, list[Skipped]]:
+    """(usable items, unusable files) of a list a dataset returned."""
+    return [i for i in items if not isinstance(i, Skipped)], [
+        i for i in items if isinstance(i, Skipped)
+    ]
+
+
+def collate_views(items: list) -> list:
+    """Keep test views as a list: their sizes differ from image to image."""
+    return items
+
+
 def collate(items: list) -> Batch:
     """Stack the good items; keep the skipped ones aside so the caller can warn and count."""
-    good = [item for item in items if not isinstance(item, Skipped)]
-    skipped = [item for item in items if isinstance(item, Skipped)]
+    good, skipped = split_skipped(items)
     if not good:
-        return Batch(
-            torch.empty(0, dtype=torch.uint8),
-            torch.empty(0, dtype=torch.long),
-            torch.empty(0),
-            torch.empty(0, dtype=torch.long),
-            skipped,
-        )
+        return Batch.empty(skipped)
     images, labels, alpha, indices = zip(*good, strict=True)
     return Batch(
         default_collate(images),  # in a worker: stacked straight into shared memory
@@ -166,11 +177,9 @@ def center_collate(crop: int):
     """A collate function: centre ``crop`` squares of the first test scale, stacked (uint8)."""
 
     def collate_center(items: list) -> Batch:
-        good = [item for item in items if not isinstance(item, Skipped)]
-        skipped = [item for item in items if isinstance(item, Skipped)]
+        good, skipped = split_skipped(items)
         if not good:
-            empty = torch.empty(0, dtype=torch.long)
-            return Batch(torch.empty(0, dtype=torch.uint8), empty, torch.empty(0), empty, skipped)
+            return Batch.empty(skipped)
         images = [center_crop(views[0], crop).contiguous() for views, _, _ in good]
         return Batch(
             default_collate(images),
