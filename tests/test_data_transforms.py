@@ -1,5 +1,7 @@
 """Training transforms, colour shift, mean subtraction, statistics."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -127,3 +129,20 @@ def test_stats_against_numpy(source):
 def test_image_rng_streams_differ():
     assert image_rng(0, 0, 1).random() != image_rng(0, 0, 2).random()
     assert image_rng(0, 1, 1).random() != image_rng(0, 0, 1).random()
+
+
+def test_stats_cache_is_reused_and_refreshed_when_stale(tmp_path):
+    from vggnet.data.stats import load_or_compute_stats
+
+    source = open_source("synthetic:classes=2,train=6,size=24", "train")
+    cache = tmp_path / "stats.json"
+    first = load_or_compute_stats(source, cache, "key")
+    data = json.loads(cache.read_text())
+    data["stats"]["mean"] = [0.5, 0.5, 0.5]
+    cache.write_text(json.dumps(data))
+    assert load_or_compute_stats(source, cache, "key").mean == [0.5, 0.5, 0.5]  # reused as cached
+    assert (
+        load_or_compute_stats(source, cache, "other data").mean == first.mean
+    )  # stale: recomputed
+    cache.write_text("{torn")
+    assert load_or_compute_stats(source, cache, "key").mean == first.mean

@@ -85,5 +85,7 @@ def test_perceptual_loss_value_and_gradient():
     torch.testing.assert_close(
         signed(a * 2 - 1, b * 2 - 1), PerceptualLoss(model, layers=["relu1_1"])(a, b)
     )
+    loss.train()  # a training loop's .train() must not switch on dropout or BN updates
+    assert not loss.net.training
     with pytest.raises(VGGError, match="2 weights for 1 layers"):
         PerceptualLoss(model, layers=["relu1_1"], weights=[1, 2])

@@ -304,3 +304,21 @@ def test_a_killed_process_takes_the_others_down(tmp_path):
     assert agent.returncode != 0
     assert "Signal 9 (SIGKILL)" in err or "SIGKILL" in err or "exitcode" in err
     assert subprocess.run(["pgrep", "-P", str(agent.pid)], capture_output=True).returncode != 0
+
+
+def test_unreadable_training_images_are_skipped_and_counted_or_stop_with_strict(tmp_path, run_cli):
+    from tests.helpers import write_image_folder
+
+    write_image_folder(tmp_path / "d", classes=("a", "b"), train=8, val=2, size=(44, 40))
+    (tmp_path / "d" / "train" / "b" / "3.jpg").write_bytes(b"")
+    args = train_args(tmp_path / "run", "--epochs", "1", "--workers", "0")
+    args[args.index("--data") + 1] = str(tmp_path / "d")
+    status, out, err = run_cli(*args)
+    assert status == 0, err
+    assert err.count("3.jpg: empty file") == 1  # warned once, by name, on stderr
+    assert "1 files skipped" in out  # and counted in the epoch summary
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [r["skipped"] for r in map(json.loads, lines) if r["kind"] == "epoch"] == [1]
+    args[args.index("--out") + 1] = str(tmp_path / "strict")
+    status, _, err = run_cli(*args, "--strict")
+    assert status == 2 and "3.jpg: empty file (stopped by --strict" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -120,6 +121,34 @@ def add_train_parser(sub) -> None:
     )
 
 
+def check_output(path: str | None, flag: str) -> None:
+    """Refuse, before any work, an output file whose folder does not exist or cannot be written."""
+    if path is None:
+        return
+    from pathlib import Path
+
+    folder = Path(path).resolve().parent
+    if not folder.is_dir():
+        raise VGGError(f"{flag} {path}: folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise VGGError(f"{flag} {path}: folder {folder} is not writable")
+
+
+def _at_least(minimum: int):
+    """An argparse type: an integer >= ``minimum`` (argparse names the flag in its error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+
+    return parse
+
+
 def _scales(text: str) -> list[int]:
     try:
         return [int(q) for q in text.split(",") if q.strip()]
@@ -154,15 +183,17 @@ def add_eval_parsers(sub) -> None:
     e.add_argument("--no-flip", action="store_true", help="do not average with mirrored images")
     e.add_argument(
         "--grid",
-        type=int,
+        type=_at_least(1),
         default=5,
         help="multi-crop grid side (default 5: 25 crops, 50 with flips)",
     )
-    e.add_argument("--batch-size", type=int, default=32, help="images (or crops) per forward pass")
+    e.add_argument(
+        "--batch-size", type=_at_least(1), default=32, help="images (or crops) per forward pass"
+    )
     e.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     e.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     e.add_argument("--channels-last", action="store_true")
-    e.add_argument("--workers", type=int, default=0, help="decoding processes")
+    e.add_argument("--workers", type=_at_least(0), default=0, help="decoding processes")
     e.add_argument(
         "--class-order",
         choices=("name", "index"),
@@ -209,8 +240,8 @@ def add_eval_parsers(sub) -> None:
         )
         f.add_argument("--no-flip", action="store_true")
         f.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
-        f.add_argument("--batch-size", type=int, default=64)
-        f.add_argument("--workers", type=int, default=0)
+        f.add_argument("--batch-size", type=_at_least(1), default=64)
+        f.add_argument("--workers", type=_at_least(0), default=0)
         if name == "features":
             f.add_argument("--split", choices=("train", "val"), default="train")
             f.add_argument(
@@ -226,13 +257,13 @@ def add_eval_parsers(sub) -> None:
     m = sub.add_parser("demo", help="train and evaluate a VGG on Fashion-MNIST (the main job)")
     m.add_argument("--out", default="runs/demo", help="where the run, results.json and samples go")
     m.add_argument("--data", default="fashion-mnist", help="fashion-mnist or fashion-mnist:FOLDER")
-    m.add_argument("--epochs", type=int, default=8)
+    m.add_argument("--epochs", type=_at_least(1), default=8)
     m.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
 
     p = sub.add_parser("predict", help="class names and probabilities for image files")
     p.add_argument("--checkpoint", required=True, metavar="CKPT")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--top", type=_at_least(1), default=5)
     p.add_argument(
         "--method", choices=("center", "dense", "multi-crop", "dense+multi-crop"), default="dense"
     )
@@ -273,12 +304,16 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument(
         "--out", help="JSON file to write (default: SPEC/vggnet-stats.json for folders)"
     )
-    stats.add_argument("--max-images", type=int, default=10_000, help="sample size for large sets")
+    stats.add_argument(
+        "--max-images", type=_at_least(1), default=10_000, help="sample size for large sets"
+    )
     check = data_sub.add_parser("check", help="list every file that cannot be decoded")
     check.add_argument("spec", metavar="SPEC")
     check.add_argument("--split", choices=("train", "val", "both"), default="both")
     check.add_argument("--val-labels", help="labels file for a flat val folder")
-    check.add_argument("--workers", type=int, default=0, help="decoding processes (0: this one)")
+    check.add_argument(
+        "--workers", type=_at_least(0), default=0, help="decoding processes (0: this one)"
+    )
 
     add_train_parser(sub)
     add_eval_parsers(sub)
@@ -316,6 +351,7 @@ def run_info(args: argparse.Namespace) -> None:
 
 def run_import(args: argparse.Namespace) -> None:
     """Convert a foreign weights file into a vggnet checkpoint."""
+    check_output(args.out, "--out")
     from vggnet.checkpoint import save_checkpoint
     from vggnet.interop.timm import import_timm
     from vggnet.interop.torchvision import import_torchvision
@@ -339,6 +375,7 @@ def run_import(args: argparse.Namespace) -> None:
 
 def run_export(args: argparse.Namespace) -> None:
     """Write a checkpoint's weights in another library's layout."""
+    check_output(args.out, "--out")
     from vggnet.checkpoint import load_checkpoint
     from vggnet.interop.export import export_onnx, export_safetensors
     from vggnet.interop.torchvision import export_torchvision
@@ -416,6 +453,8 @@ def run_train(args: argparse.Namespace) -> None:
 
 def run_eval(args: argparse.Namespace) -> None:
     """Evaluate one checkpoint or an ensemble with a protocol; print the table."""
+    check_output(args.json, "--json")
+    check_output(args.save_scores, "--save-scores")
     import json
 
     from vggnet.evaluate import (
@@ -461,6 +500,7 @@ def run_eval(args: argparse.Namespace) -> None:
 
 def run_ensemble(args: argparse.Namespace) -> None:
     """Recombine saved per-image posteriors without running the networks again."""
+    check_output(args.json, "--json")
     import json
 
     from vggnet.evaluate import PARTS, Scores, format_results, merge_scores, result_row
@@ -523,6 +563,7 @@ def _split_features(args: argparse.Namespace, split: str):
 
 def run_features(args: argparse.Namespace) -> None:
     """Write Appendix B descriptors of one split."""
+    check_output(args.out, "--out")
     from pathlib import Path
 
     import numpy as np
@@ -538,6 +579,7 @@ def run_features(args: argparse.Namespace) -> None:
 
 def run_transfer(args: argparse.Namespace) -> None:
     """Fit a linear SVM on train-split descriptors; report val accuracy."""
+    check_output(args.json, "--json")
     import json
 
     from vggnet.transfer import linear_probe
@@ -591,6 +633,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = COMMANDS[args.command](args)
     except VGGError as err:
         print(f"vggnet: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file the command reads or writes, named with the reason
+        where = err.filename or "a file"
+        print(f"vggnet: error: {where}: {err.strerror or err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("vggnet: interrupted", file=sys.stderr)

@@ -173,6 +173,8 @@ def check_config(cfg: TrainConfig, d: Dist, device: torch.device) -> None:
     for name in ("batch_size", "epochs", "accumulate", "patience", "checkpoint_every", "log_every"):
         if getattr(cfg, name) < 1:
             raise VGGError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.workers is not None and cfg.workers < 0:
+        raise VGGError(f"--workers must be >= 0, got {cfg.workers}")
     if cfg.max_steps is not None and cfg.max_steps < 0:
         raise VGGError(f"--max-steps must be >= 0, got {cfg.max_steps}")
     if cfg.batch_size % d.world_size:
@@ -403,7 +405,8 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
     ).to(device)
     autocast = devices.autocast(cfg.precision, device)
     criterion = nn.CrossEntropyLoss()
-    skips = SkipCounter(cfg.strict, warn=lambda line: say(f"vggnet: warning: {line}"))
+    warn = (lambda line: tqdm.write(f"vggnet: warning: {line}", file=sys.stderr)) if main else None
+    skips = SkipCounter(cfg.strict, warn=warn or (lambda _: None))
     log = MetricsLog(run) if main else None
     q = single_test_scale(scale)
     steps_per_epoch = sampler.steps_per_epoch
