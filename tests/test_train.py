@@ -2,56 +2,18 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.helpers import DATA, run_vggnet, state, train_args
 from vggnet import VGGError, load_checkpoint
 from vggnet.checkpoint import read_checkpoint
 from vggnet.distributed import Dist
 from vggnet.train import TrainConfig, check_config
-
-DATA = "synthetic:classes=4,train=48,val=16,size=40"
-SMALL = [
-    "--data",
-    DATA,
-    "--scale",
-    "40:48",
-    "--crop",
-    "32",
-    "--batch-size",
-    "8",
-    "--width",
-    "0.125",
-    "--fc-width",
-    "32",
-    "--init",
-    "kaiming",
-    "--normalize",
-    "standard",
-    "--lr",
-    "0.02",
-    "--workers",
-    "0",
-    "--log-every",
-    "1",
-    "--device",
-    "cpu",
-]  # fmt: skip  (--device cpu: the bit-identity guarantees are the CPU's; CUDA kernels may vary)
-
-
-def train_args(out, *extra, config="A"):
-    return ["train", "--config", config, "--out", str(out), *SMALL, *extra]
-
-
-def state(path):
-    payload = read_checkpoint(path)
-    return payload["state_dict"], payload["train_state"]
 
 
 def test_a_tiny_net_learns(tmp_path, run_cli):
@@ -207,34 +169,6 @@ def test_bad_device_and_missing_flags(tmp_path, run_cli):
     assert status == 2 and "--scale 30: S = 30 is smaller than the crop 32" in err
 
 
-def run_vggnet(args, **kwargs):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "vggnet", *map(str, args)], env=env, **kwargs)
-
-
-def test_sigterm_writes_a_checkpoint_and_exits_cleanly(tmp_path):
-    out = tmp_path / "run"
-    data = "synthetic:classes=4,train=4000,val=16,size=40"
-    args = train_args(out, "--epochs", "1", "--checkpoint-every", "100000")
-    args[args.index("--data") + 1] = data
-    proc = run_vggnet(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics = out / "metrics.jsonl"
-    deadline = time.time() + 60
-    while time.time() < deadline and (
-        not metrics.exists() or len(metrics.read_text().splitlines()) < 3
-    ):
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    start = time.time()
-    stdout, err = proc.communicate(timeout=30)
-    assert time.time() - start < 10
-    assert proc.returncode == 0, err
-    assert "stopped by SIGTERM at step" in stdout and "--resume" in stdout
-    _, train_state = state(out / "last.ckpt")
-    assert 3 <= train_state["step"] < 500
-    load_checkpoint(out / "last.ckpt")
-
-
 def test_two_processes_equal_one(tmp_path):
     """torchrun with 2 CPU processes (gloo), global batch split in two == 1 process, dropout off."""
     common = ("--dropout", "0", "--max-steps", "4", "--epochs", "2")
@@ -267,43 +201,6 @@ def test_plateau_threshold_and_patience_drive_the_learning_rate(tmp_path, run_cl
     # epoch 1 sets the best; no later epoch gains 100 points: lr / 10 after epoch 2, stop after 3
     assert lrs == pytest.approx([0.02, 0.002, 0.0002])
     assert "lr / 10 after 1 epochs without improvement" in out
-
-
-def test_a_killed_process_takes_the_others_down(tmp_path):
-    """torchrun with 2 processes; SIGKILL one mid-run: the other stops, torchrun exits non-zero."""
-    args = train_args(tmp_path / "run", "--epochs", "50", "--dist-timeout", "30")
-    args[args.index("--data") + 1] = "synthetic:classes=4,train=4000,val=16,size=40"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "vggnet",
-        *map(str, args),
-    ]
-    agent = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    metrics = tmp_path / "run" / "metrics.jsonl"
-    deadline = time.time() + 90
-    while time.time() < deadline and (
-        not metrics.exists() or len(metrics.read_text().splitlines()) < 3
-    ):
-        time.sleep(0.2)
-    workers = subprocess.run(
-        ["pgrep", "-P", str(agent.pid)], capture_output=True, text=True
-    ).stdout.split()
-    assert len(workers) == 2, workers
-    os.kill(int(workers[-1]), signal.SIGKILL)
-    start = time.time()
-    _, err = agent.communicate(timeout=120)
-    assert time.time() - start < 60
-    assert agent.returncode != 0
-    assert "Signal 9 (SIGKILL)" in err or "SIGKILL" in err or "exitcode" in err
-    assert subprocess.run(["pgrep", "-P", str(agent.pid)], capture_output=True).returncode != 0
 
 
 def test_unreadable_training_images_are_skipped_and_counted_or_stop_with_strict(tmp_path, run_cli):

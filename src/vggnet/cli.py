@@ -492,8 +492,9 @@ def run_eval(args: argparse.Namespace) -> None:
             f"({len(scores.skipped)} unreadable images skipped: errors are over the {row['images']} scored)"
         )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(row, f, indent=1)
+        from vggnet.serialization import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(row, indent=1) + "\n")
     if args.save_scores:
         save_scores(scores, args.save_scores)
 
@@ -510,8 +511,9 @@ def run_ensemble(args: argparse.Namespace) -> None:
     row = result_row(merged, method, PARTS[args.method] if args.method else None, args.scales)
     print(format_results([row]))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(row, f, indent=1)
+        from vggnet.serialization import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(row, indent=1) + "\n")
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -600,8 +602,9 @@ def run_transfer(args: argparse.Namespace) -> None:
         f"linear SVM on {args.layer} descriptors (Q={scales}): {accuracy:.2f}% on {len(val[1])} {args.data} val images ({len(train[1])} train)"
     )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+        from vggnet.serialization import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(result, indent=1) + "\n")
 
 
 def run_demo(args: argparse.Namespace) -> None:

@@ -21,6 +21,7 @@ from vggnet.checkpoint import load_checkpoint
 from vggnet.data import open_source
 from vggnet.devices import default_device
 from vggnet.evaluate import Protocol, format_results, prepare, result_row, score_images
+from vggnet.serialization import atomic_write_text
 from vggnet.train import train
 
 DEMO_SCALE = 37
@@ -106,7 +107,7 @@ def run_demo(
         f"\nbest: {best['method']} at Q={best['scales']}: top-1 error {best['top1_error']:.2f}% "
         f"(accuracy {100 - best['top1_error']:.2f}%; the benchmark's VGG16 entry: 93.5%)"
     )
-    (out / "results.json").write_text(json.dumps({"results": rows}, indent=1) + "\n")
+    atomic_write_text(out / "results.json", json.dumps({"results": rows}, indent=1) + "\n")
     samples = sample_images(source, out / "samples")
     print(f"wrote {out / 'results.json'} and {run / 'curves.png'}")
     print(f"try: vggnet predict --checkpoint {run / 'best.ckpt'} {' '.join(map(str, samples))}")

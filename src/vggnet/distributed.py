@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -51,6 +54,42 @@ def teardown(d: Dist) -> None:
     """Leave the process group."""
     if d.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+PEER_FAILURE_HINTS = ("gloo", "nccl", "connection", "timed out", "timeout", "broken pipe")
+
+
+def is_peer_failure(err: BaseException) -> bool:
+    """Whether a collective failed because another process died, hung or lost its connection."""
+    if isinstance(err, getattr(dist, "DistError", ())):
+        return True
+    return isinstance(err, RuntimeError) and any(h in str(err).lower() for h in PEER_FAILURE_HINTS)
+
+
+def peer_failure_reason(err: BaseException) -> str:
+    """The gist of a backend's error: its first sentence, without the source-file prefix."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    text = re.sub(r"^(\[[^\]]*\]\s*)+", "", text)
+    return text.split(". ")[0].rstrip(".")
+
+
+@contextmanager
+def process_group(
+    device_type: str, timeout_s: float, recovery: Callable[[], str]
+) -> Iterator[Dist]:
+    """``setup`` .. ``teardown``; a lost or hung peer becomes one line ending with ``recovery``."""
+    d = setup(device_type, timeout_s)
+    try:
+        yield d
+    except RuntimeError as err:
+        if not (d.enabled and is_peer_failure(err)):
+            raise
+        raise VGGError(
+            f"process {d.rank} of {d.world_size} lost contact with the others "
+            f"({peer_failure_reason(err)}); {recovery()}"
+        ) from None
+    finally:
+        teardown(d)
 
 
 def all_sum(values: list[float], d: Dist, device: torch.device) -> list[float]:

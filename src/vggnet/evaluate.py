@@ -28,7 +28,7 @@ from vggnet.data.loader import RescaledSet, Skipped, collate_views, split_skippe
 from vggnet.data.sampler import shard_indices
 from vggnet.data.transforms import BatchNormalizer, center_crop, grid_crops, rescale
 from vggnet.devices import autocast, check_precision, default_device, resolve_device
-from vggnet.distributed import Dist, setup, teardown
+from vggnet.distributed import Dist, process_group
 from vggnet.errors import VGGError
 from vggnet.metrics import error_percent, top_k_correct
 from vggnet.model import VGG, to_dense
@@ -496,8 +496,10 @@ def evaluate_checkpoints(
     Returns every image's scores on rank 0 (None on the other ranks).
     """
     name = device or default_device()
-    d = setup("cuda" if name.startswith("cuda") else "cpu", dist_timeout)
-    try:
+    device_type = "cuda" if name.startswith("cuda") else "cpu"
+    with process_group(
+        device_type, dist_timeout, lambda: "no scores were written: run it again"
+    ) as d:
         torch_device = resolve_device(name, d.local_rank if d.enabled else None)
         check_precision(precision, torch_device)
         source = open_source(data, split, val_labels)
@@ -516,8 +518,6 @@ def evaluate_checkpoints(
         )
         scores = gather_scores(scores, d)
         return scores if d.is_main else None
-    finally:
-        teardown(d)
 
 
 def predict_images(

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+from vggnet.serialization import append_text
+
+RESUME_HINT = "; the last checkpoint is untouched: free space and continue with --resume"
 
 
 def top_k_correct(
@@ -27,33 +34,80 @@ def error_percent(correct: int, total: int) -> float:
     return 100.0 * (1 - correct / total) if total else float("nan")
 
 
-class MetricsLog:
-    """Appends JSON lines to ``metrics.jsonl`` and mirrors scalars to TensorBoard."""
+def _tensorboard_thread_errors_are_reported_by_metrics_log(args: threading.ExceptHookArgs) -> None:
+    # TensorBoard writes from a thread that prints a traceback when the disk fills; the same
+    # error reaches MetricsLog at its next write, which reports it in one line.
+    if type(args.thread).__name__ == "_AsyncWriterThread" and isinstance(args.exc_value, OSError):
+        return
+    _default_thread_hook(args)
 
-    def __init__(self, run_dir: str | os.PathLike, tensorboard: bool = True) -> None:
+
+_default_thread_hook = threading.excepthook
+
+
+class MetricsLog:
+    """Appends JSON lines to ``metrics.jsonl`` and mirrors scalars to TensorBoard.
+
+    The JSON lines are the record: failing to write them stops the run with one line.
+    TensorBoard is a mirror: if it fails, one warning, and the run goes on without it.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        tensorboard: bool = True,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         self.path = Path(run_dir) / "metrics.jsonl"
+        self.tensorboard_dir = Path(run_dir) / "tensorboard"
+        self.warn = warn or (lambda line: print(f"vggnet: warning: {line}", file=sys.stderr))
         self.writer = None
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-
-                self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
             except ImportError:
-                self.writer = None
+                return
+            threading.excepthook = _tensorboard_thread_errors_are_reported_by_metrics_log
+            try:
+                self.writer = SummaryWriter(str(self.tensorboard_dir))
+            except Exception as err:
+                self._drop_tensorboard(err)
 
     def write(self, record: dict) -> None:
         """Log one record ({"kind": "step"|"epoch", "step": ..., ...})."""
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.writer is not None:
+        append_text(self.path, json.dumps(record) + "\n", RESUME_HINT)
+        if self.writer is None:
+            return
+        try:
             for key, value in record.items():
                 if key not in ("kind", "step") and isinstance(value, int | float):
                     self.writer.add_scalar(f"{record['kind']}/{key}", value, record["step"])
+        except Exception as err:
+            self._drop_tensorboard(err)
+
+    def _drop_tensorboard(self, err: BaseException) -> None:
+        self.writer = None
+        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        self.warn(
+            f"TensorBoard logging to {self.tensorboard_dir} stopped ({reason}); {self.path} goes on"
+        )
 
     def close(self) -> None:
         """Flush TensorBoard."""
         if self.writer is not None:
-            self.writer.close()
+            try:
+                self.writer.close()
+            except Exception as err:
+                self._drop_tensorboard(err)
+
+
+def resident_mb() -> float | None:
+    """This process's resident memory in MiB (Linux /proc), to watch for leaks across epochs."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict]:

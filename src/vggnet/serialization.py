@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import pickle
 import tempfile
@@ -13,6 +14,32 @@ from typing import Any
 import torch
 
 from vggnet.errors import VGGError
+
+
+class WholeWrites(io.RawIOBase):
+    """A write-only file whose ``write`` writes every byte or raises: a full disk is ENOSPC.
+
+    (A plain file can accept part of a write when the disk fills; torch.save then fails
+    with an internal position check that hides the reason.)
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.error: OSError | None = None  # torch.save may replace it by its own RuntimeError
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | memoryview) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        try:
+            while done < len(view):
+                done += os.write(self.fd, view[done:])
+        except OSError as err:
+            self.error = self.error or err
+            raise
+        return done
 
 
 def safe_load(path: str | os.PathLike, what: str, map_location: str | torch.device = "cpu") -> Any:
@@ -40,6 +67,38 @@ def safe_load(path: str | os.PathLike, what: str, map_location: str | torch.devi
         raise VGGError(f"{what} {path} is truncated or corrupt ({first})") from None
 
 
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a small text file so that ``path`` is either the old or the whole new text."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise VGGError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def append_text(path: str | os.PathLike, text: str, hint: str = "") -> None:
+    """Append ``text`` to ``path``; a failure (a full disk) is one line naming the file."""
+    try:
+        with Path(path).open("a") as f:
+            f.write(text)
+    except OSError as err:
+        raise VGGError(f"cannot append to {path}: {err.strerror or err}{hint}") from None
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete what an ``atomic_save`` of ``path`` killed mid-write left behind; returns them."""
+    path = Path(path)
+    stale = sorted(path.parent.glob(f".{path.name}.*.tmp"))
+    for tmp in stale:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return stale
+
+
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """Write ``obj`` with ``torch.save`` so that ``path`` is either the old or the whole new file."""
     path = Path(path)
@@ -50,10 +109,15 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     except OSError as err:
         raise VGGError(f"cannot write {path}: {err.strerror or err}") from None
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
+        with os.fdopen(fd, "wb", buffering=0) as raw:
+            writer = WholeWrites(raw.fileno())
+            try:
+                torch.save(obj, writer)
+            except RuntimeError:
+                if writer.error is None:
+                    raise
+                raise writer.error from None
+            os.fsync(raw.fileno())
         os.replace(tmp, path)
         with contextlib.suppress(OSError):
             dir_fd = os.open(directory, os.O_RDONLY)

@@ -46,14 +46,19 @@ from vggnet.data import (
 from vggnet.data.sources import FashionMNISTSource, FolderSource
 from vggnet.data.stats import ChannelStats, load_or_compute_stats
 from vggnet.devices import check_precision, default_device, resolve_device
-from vggnet.distributed import Dist, all_sum, barrier, setup, teardown
+from vggnet.distributed import Dist, all_sum, barrier, process_group
 from vggnet.errors import VGGError
 from vggnet.init import init_from_shallower
-from vggnet.metrics import MetricsLog, error_percent, top_k_correct
+from vggnet.metrics import MetricsLog, error_percent, resident_mb, top_k_correct
 from vggnet.model import VGG, build_model
 from vggnet.plots import plot_run
 from vggnet.schedule import PlateauSchedule
-from vggnet.serialization import atomic_save
+from vggnet.serialization import (
+    append_text,
+    atomic_save,
+    atomic_write_text,
+    remove_stale_temporaries,
+)
 
 FINETUNE_LR = 1e-3  # the paper's rate for S=384 nets started from S=256 ones
 
@@ -323,11 +328,16 @@ def validate(
 def train(given: dict[str, Any], resume: bool = False) -> dict[str, Any]:
     """Run (or resume) training; ``given`` holds the flags the user set. Returns a summary."""
     cfg, payload = config_for_run(given, resume)
-    d = setup("cuda" if cfg.device.startswith("cuda") else "cpu", cfg.dist_timeout)
-    try:
+    device_type = "cuda" if cfg.device.startswith("cuda") else "cpu"
+    last = Path(cfg.out) / "last.ckpt"
+
+    def recovery() -> str:
+        if last.exists():
+            return f"{last} keeps the last checkpoint: restart every process with --resume"
+        return "no checkpoint had been written yet: start the run again"
+
+    with process_group(device_type, cfg.dist_timeout, recovery) as d:
         return _train(cfg, payload, d)
-    finally:
-        teardown(d)
 
 
 def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
@@ -338,9 +348,10 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
     say = tqdm.write if main else (lambda *_: None)
     if main:
         run.mkdir(parents=True, exist_ok=True)
-        (run / "config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
-        with (run / "command.txt").open("a") as f:
-            f.write(shlex.join(sys.argv) + "\n")
+        for name in ("last.ckpt", "best.ckpt"):
+            remove_stale_temporaries(run / name)  # left by a process killed while saving
+        atomic_write_text(run / "config.json", json.dumps(asdict(cfg), indent=1) + "\n")
+        append_text(run / "command.txt", shlex.join(sys.argv) + "\n")
 
     # Data: sources, the training set's colour statistics (rank 0 computes, the rest read).
     train_src = open_source(cfg.data, "train")
@@ -407,13 +418,18 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
     criterion = nn.CrossEntropyLoss()
     warn = (lambda line: tqdm.write(f"vggnet: warning: {line}", file=sys.stderr)) if main else None
     skips = SkipCounter(cfg.strict, warn=warn or (lambda _: None))
-    log = MetricsLog(run) if main else None
+    log = MetricsLog(run, warn=warn) if main else None
     q = single_test_scale(scale)
     steps_per_epoch = sampler.steps_per_epoch
     max_steps = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * steps_per_epoch
 
+    saved_step: int | None = None  # the step RUN/last.ckpt holds; the same on every rank
+
     def save(path: Path) -> None:
         """Write a checkpoint of the current state (all ranks gather RNG; rank 0 writes)."""
+        nonlocal saved_step
+        if path.name == "last.ckpt":
+            saved_step = step
         rngs = rng_state(device, d)
         if not main:
             return
@@ -456,78 +472,77 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
                 mininterval=0.5 if sys.stderr.isatty() else 30.0,  # quiet in logs and pipes
             )
             epoch_loss, epoch_images, tick = 0.0, 0, time.perf_counter()
-            for batch in loader:
-                if decode is not None:
-                    batch = decode(batch)
-                skips(batch.skipped)
-                images = batch.images.to(device, non_blocking=True)
-                labels = batch.labels.to(device, non_blocking=True)
-                alpha = batch.alpha.to(device, non_blocking=True) if cfg.lighting else None
-                x = normalizer(images, alpha)
-                if cfg.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                optimizer.zero_grad(set_to_none=True)
-                loss_sum = torch.zeros((), device=device)
-                micro_batches = list(
-                    zip(x.chunk(cfg.accumulate), labels.chunk(cfg.accumulate), strict=True)
-                )
-                for i, (xm, ym) in enumerate(micro_batches):
-                    last_micro = i == len(micro_batches) - 1
-                    sync = net.no_sync() if d.enabled and not last_micro else nullcontext()
-                    with sync, autocast:
-                        loss = criterion(net(xm).float(), ym) * (len(ym) / len(labels))
-                    scaler.scale(loss).backward()
-                    loss_sum += loss.detach()
-                loss_value = loss_sum.item()
-                nonfinite, signalled = all_sum(
-                    [float(not math.isfinite(loss_value)), float(signals.received is not None)],
-                    d,
-                    device,
-                )
-                if nonfinite:
-                    bar.close()
-                    kept = (
-                        f"{run / 'last.ckpt'} keeps the last good state"
-                        if (run / "last.ckpt").exists()
-                        else "no checkpoint had been written yet"
+            with bar:  # closed (and wiped) however the epoch ends: errors start a clean line
+                for batch in loader:
+                    if decode is not None:
+                        batch = decode(batch)
+                    skips(batch.skipped)
+                    images = batch.images.to(device, non_blocking=True)
+                    labels = batch.labels.to(device, non_blocking=True)
+                    alpha = batch.alpha.to(device, non_blocking=True) if cfg.lighting else None
+                    x = normalizer(images, alpha)
+                    if cfg.channels_last:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss_sum = torch.zeros((), device=device)
+                    micro_batches = list(
+                        zip(x.chunk(cfg.accumulate), labels.chunk(cfg.accumulate), strict=True)
                     )
-                    raise VGGError(
-                        f"the loss is {loss_value} at step {step + 1} (epoch {epoch + 1}); stopped "
-                        f"before updating and {kept}: lower --lr, use --normalize standard with "
-                        "--init kaiming/glorot, or --precision fp32"
+                    for i, (xm, ym) in enumerate(micro_batches):
+                        last_micro = i == len(micro_batches) - 1
+                        sync = net.no_sync() if d.enabled and not last_micro else nullcontext()
+                        with sync, autocast:
+                            loss = criterion(net(xm).float(), ym) * (len(ym) / len(labels))
+                        scaler.scale(loss).backward()
+                        loss_sum += loss.detach()
+                    loss_value = loss_sum.item()
+                    nonfinite, signalled = all_sum(
+                        [float(not math.isfinite(loss_value)), float(signals.received is not None)],
+                        d,
+                        device,
                     )
-                scaler.step(optimizer)
-                scaler.update()
-                step += 1
-                step_in_epoch += 1
-                images_done = len(labels) * d.world_size
-                epoch_loss += loss_value * images_done
-                epoch_images += images_done
-                rate = epoch_images / max(time.perf_counter() - tick, 1e-9)
-                postfix = {
-                    "loss": f"{loss_value:.4f}",
-                    "lr": f"{schedule.lr:.1e}",
-                    "img_s": f"{rate:.0f}",
-                }
-                bar.set_postfix(postfix, refresh=False)  # drawn by update(), at its own pace
-                bar.update()
-                if log and (step % cfg.log_every == 0 or step == 1):
-                    log.write(
-                        {
-                            "kind": "step",
-                            "step": step,
-                            "epoch": epoch + 1,
-                            "loss": loss_value,
-                            "lr": schedule.lr,
-                            "images_per_s": rate,
-                        }
-                    )
-                if signalled or step % cfg.checkpoint_every == 0:
-                    save(run / "last.ckpt")
-                if signalled:
-                    stopped_by = signals.received or "a signal to another process"
-                    break
-            bar.close()
+                    if nonfinite:
+                        kept = (
+                            f"{run / 'last.ckpt'} keeps the last good state"
+                            if (run / "last.ckpt").exists()
+                            else "no checkpoint had been written yet"
+                        )
+                        raise VGGError(
+                            f"the loss is {loss_value} at step {step + 1} (epoch {epoch + 1}); stopped "
+                            f"before updating and {kept}: lower --lr, use --normalize standard with "
+                            "--init kaiming/glorot, or --precision fp32"
+                        )
+                    scaler.step(optimizer)
+                    scaler.update()
+                    step += 1
+                    step_in_epoch += 1
+                    images_done = len(labels) * d.world_size
+                    epoch_loss += loss_value * images_done
+                    epoch_images += images_done
+                    rate = epoch_images / max(time.perf_counter() - tick, 1e-9)
+                    postfix = {
+                        "loss": f"{loss_value:.4f}",
+                        "lr": f"{schedule.lr:.1e}",
+                        "img_s": f"{rate:.0f}",
+                    }
+                    bar.set_postfix(postfix, refresh=False)  # drawn by update(), at its own pace
+                    bar.update()
+                    if log and (step % cfg.log_every == 0 or step == 1):
+                        log.write(
+                            {
+                                "kind": "step",
+                                "step": step,
+                                "epoch": epoch + 1,
+                                "loss": loss_value,
+                                "lr": schedule.lr,
+                                "images_per_s": rate,
+                            }
+                        )
+                    if signalled or step % cfg.checkpoint_every == 0:
+                        save(run / "last.ckpt")
+                    if signalled:
+                        stopped_by = signals.received or "a signal to another process"
+                        break
             if stopped_by or step_in_epoch < steps_per_epoch:
                 break  # stopped mid-epoch (signal or --max-steps): the epoch resumes here
 
@@ -547,6 +562,7 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
                 "train_loss": epoch_loss / max(epoch_images, 1),
                 "lr": schedule.lr,
                 "skipped": skips.count,
+                "resident_mb": resident_mb(),
                 **result,
             }
             if log:
@@ -570,7 +586,7 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
                     else ""
                 )
             )
-    if not (run / "last.ckpt").exists() or stopped_by is None:
+    if saved_step != step:  # decided from state all ranks share: every rank joins the save
         save(run / "last.ckpt")
     if log:
         log.close()

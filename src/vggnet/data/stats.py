@@ -12,6 +12,7 @@ import numpy as np
 from vggnet.data.images import BadImage
 from vggnet.errors import VGGError
 from vggnet.preprocessing import Preprocessing
+from vggnet.serialization import atomic_write_text
 
 # Large sets are estimated from a random sample of this many images (all their pixels).
 SAMPLE_IMAGES = 10_000
@@ -118,14 +119,7 @@ def load_or_compute_stats(source, cache: str | os.PathLike | None, key: str) -> 
 
 def save_stats(stats: ChannelStats, path: str | os.PathLike, key: str, split_images: int) -> None:
     """Write the statistics as JSON, atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(
-            json.dumps(
-                {"key": key, "split_images": split_images, "stats": stats.to_dict()}, indent=1
-            )
-        )
-        os.replace(tmp, path)
-    except OSError as err:
-        raise VGGError(f"cannot write statistics to {path}: {err.strerror}") from None
+    text = json.dumps(
+        {"key": key, "split_images": split_images, "stats": stats.to_dict()}, indent=1
+    )
+    atomic_write_text(path, text)
