@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from vggnet import configs
 from vggnet.errors import VGGError
@@ -275,9 +276,16 @@ def add_eval_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (naming the flag) instead of the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``vggnet`` argument parser with all subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="vggnet",
         description="The VGG ConvNets of Simonyan & Zisserman (ICLR 2015).",
     )
@@ -631,7 +639,10 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``vggnet``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, or a usage error already printed in one line
+        return exit_.code if isinstance(exit_.code, int) else 2
     try:
         status = COMMANDS[args.command](args)
     except VGGError as err:

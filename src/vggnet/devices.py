@@ -27,7 +27,7 @@ def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
         raise VGGError(f"--device {name}: use cpu or cuda[:N]")
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise VGGError("--device cuda: no CUDA GPU is visible here; use --device cpu")
+            raise VGGError(f"--device {name}: no CUDA GPU is visible here; use --device cpu")
         index = local_rank if local_rank is not None else (device.index or 0)
         if index >= torch.cuda.device_count():
             raise VGGError(f"--device {name}: only {torch.cuda.device_count()} GPUs are visible")

@@ -195,6 +195,21 @@ def check_config(cfg: TrainConfig, d: Dist, device: torch.device) -> None:
         )
     if cfg.lr <= 0:
         raise VGGError(f"--lr must be > 0, got {cfg.lr}")
+    stride = configs.POOL_STRIDE**configs.NUM_POOLS
+    if cfg.crop < stride or cfg.crop % stride:
+        raise VGGError(
+            f"--crop {cfg.crop}: use a positive multiple of {stride} "
+            f"(the net halves the image {configs.NUM_POOLS} times)"
+        )
+    for name, ok, rule in (
+        ("width", cfg.width > 0, "> 0"),
+        ("fc_width", cfg.fc_width >= 1, ">= 1"),
+        ("dropout", 0 <= cfg.dropout < 1, "in [0, 1)"),
+        ("momentum", 0 <= cfg.momentum < 1, "in [0, 1)"),
+        ("weight_decay", cfg.weight_decay >= 0, ">= 0"),
+    ):
+        if not ok:
+            raise VGGError(f"--{name.replace('_', '-')} must be {rule}, got {getattr(cfg, name)}")
     if cfg.init_from and cfg.finetune_from:
         raise VGGError("--init-from and --finetune-from exclude each other: pick one")
 

@@ -100,7 +100,9 @@ def decode_image(
         return pil_to_tensor(upright), full
     except BadImage:
         raise
-    except Image.DecompressionBombWarning:
-        raise BadImage(f"{path}: too many pixels (decompression bomb?)") from None
-    except (OSError, ValueError, SyntaxError, RuntimeError, Image.DecompressionBombError) as err:
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise BadImage(
+            f"{path}: too many pixels, over the {MAX_PIXELS:,} limit (decompression bomb?)"
+        ) from None
+    except (OSError, ValueError, SyntaxError, RuntimeError) as err:
         raise BadImage(f"{path}: cannot decode ({_reason(err)})") from None

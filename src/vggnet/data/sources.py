@@ -49,18 +49,22 @@ def _check_split(split: str) -> None:
         raise VGGError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
 
 
-def _list_images(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (following links, each real folder once), sorted."""
+def _list_images(folder: Path, seen: set[str] | None = None) -> list[Path]:
+    """Image files under ``folder`` (following links, each real folder once), sorted.
+
+    ``seen`` holds real folders not to enter (other classes, the split itself), so that a
+    link can neither loop nor give another class's images a second label.
+    """
     extensions = image_extensions()
     found: list[Path] = []
-    seen: set[str] = set()
+    seen = set() if seen is None else seen
 
     def onerror(err: OSError) -> None:
         raise VGGError(f"cannot read folder {err.filename}: {err.strerror}")
 
     for dirpath, dirnames, filenames in os.walk(folder, onerror=onerror, followlinks=True):
         real = os.path.realpath(dirpath)
-        if real in seen:  # a symlink loop or a second link to the same folder
+        if real in seen and dirpath != str(folder):  # a loop, or a link to a folder seen
             dirnames.clear()
             continue
         seen.add(real)
@@ -100,8 +104,11 @@ class FolderSource:
                         f"{', '.join(only_train) or '-'}; only in val: {', '.join(only_val) or '-'})"
                     )
             self.paths, labels = [], []
+            split_dir = self.root / self.split
+            seen = {os.path.realpath(split_dir)}
+            seen.update(os.path.realpath(split_dir / name) for name in self.classes)
             for label, name in enumerate(self.classes):
-                files = _list_images(self.root / self.split / name)
+                files = _list_images(split_dir / name, seen)
                 if not files:
                     raise VGGError(f"class folder {self.root / self.split / name} has no images")
                 self.paths.extend(files)
