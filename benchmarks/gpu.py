@@ -28,11 +28,11 @@ from pathlib import Path
 
 import torch
 import torchvision
-from common import machine
-from pipeline import write_jpegs
-from train_step import run as train_step_run
 
 from vggnet import to_dense
+from vggnet.bench.common import machine
+from vggnet.bench.pipeline import write_jpegs
+from vggnet.bench.train_step import run as train_step_run
 from vggnet.data import GlobalBatchSampler, TrainTransform, open_source, parse_scale, train_loader
 from vggnet.data.gpu import DeviceDecoder, encoded_train_loader
 from vggnet.interop.torchvision import import_torchvision

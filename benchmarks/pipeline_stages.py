@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 import torchvision.transforms as T
-from common import machine
 from PIL import Image
-from pipeline import write_jpegs
 
+from vggnet.bench.common import machine
+from vggnet.bench.pipeline import write_jpegs
 from vggnet.data import BatchNormalizer, TrainTransform, open_source, parse_scale
 from vggnet.data.transforms import resize_short_side
 from vggnet.preprocessing import Preprocessing

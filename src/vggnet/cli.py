@@ -192,8 +192,7 @@ def add_eval_parsers(sub) -> None:
         "--batch-size", type=_at_least(1), default=32, help="images (or crops) per forward pass"
     )
     e.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
-    e.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
-    e.add_argument("--channels-last", action="store_true")
+    _add_inference_flags(e)
     e.add_argument("--workers", type=_at_least(0), default=0, help="decoding processes")
     e.add_argument(
         "--class-order",
@@ -261,6 +260,33 @@ def add_eval_parsers(sub) -> None:
     m.add_argument("--epochs", type=_at_least(1), default=8)
     m.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
 
+    b = sub.add_parser("bench", help="speed against torchvision, same run, interleaved repeats")
+    b.add_argument(
+        "--sections",
+        nargs="+",
+        default=["forward", "train", "pipeline", "eval"],
+        metavar="SECTION",
+        help="any of forward, train, pipeline, eval (default: all)",
+    )
+    b.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    b.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="ours: auto (default) = bf16 where native, else fp32; torchvision stays fp32",
+    )
+    b.add_argument("--repeats", type=_at_least(1), default=3)
+    b.add_argument("--eval-images", type=_at_least(10), default=32)
+    b.add_argument("--tiny", action="store_true", help="tiny nets and data: a smoke run")
+    b.add_argument(
+        "--agreement",
+        nargs=2,
+        metavar=("CKPT", "DATA"),
+        help="also measure bf16's top-1 agreement with fp32 on DATA's val split",
+    )
+    b.add_argument("--json", metavar="FILE", help="write everything measured as JSON")
+    b.add_argument("--plot", metavar="PNG", help="cost against batch size and test scale")
+
     p = sub.add_parser("predict", help="class names and probabilities for image files")
     p.add_argument("--checkpoint", required=True, metavar="CKPT")
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -273,7 +299,23 @@ def add_eval_parsers(sub) -> None:
     )
     p.add_argument("--no-flip", action="store_true")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    _add_inference_flags(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _add_inference_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="auto (default): bf16 autocast where the device has native bf16, else fp32",
+    )
+    parser.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="NHWC tensors, faster on CPUs and tensor cores (default: on)",
+    )
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -532,7 +574,13 @@ def run_predict(args: argparse.Namespace) -> int:
 
     protocol = Protocol(args.method, args.scales, not args.no_flip)
     results, failures, scales = predict_images(
-        args.checkpoint, args.images, protocol, args.top, args.device
+        args.checkpoint,
+        args.images,
+        protocol,
+        args.top,
+        args.device,
+        args.precision,
+        args.channels_last,
     )
     for reason in failures:
         print(f"vggnet: error: {reason}", file=sys.stderr)
@@ -622,7 +670,43 @@ def run_demo(args: argparse.Namespace) -> None:
     demo(args.out, args.data, args.epochs, args.device)
 
 
+def run_bench_command(args: argparse.Namespace) -> None:
+    """Ours against torchvision: forward, training step, input pipeline, evaluation."""
+    check_output(args.json, "--json")
+    check_output(args.plot, "--plot")
+    import json
+
+    from vggnet.bench.runner import BenchSettings, plot_bench, run_bench
+
+    settings = BenchSettings(
+        args.sections, args.device, args.precision, args.repeats, args.tiny, args.eval_images
+    )
+    report = run_bench(settings)
+    if args.agreement:
+        from vggnet.bench.agreement import precision_agreement
+
+        checkpoint, data = args.agreement
+        report["agreement"] = [
+            precision_agreement(checkpoint, data, "bf16", method=m, device=args.device)
+            for m in ("center", "dense")
+        ]
+        for row in report["agreement"]:
+            print(
+                f"bf16 vs fp32, {row['method']} on {row['images']} images: top-1 agreement "
+                f"{row['agreement']:.2f}%, error {row['fp32_top1_error']:.2f}% -> "
+                f"{row['top1_error']:.2f}% ({'passes' if row['passes'] else 'fails'} the "
+                "99.5% / 0.1-point rule)"
+            )
+    if args.json:
+        from vggnet.serialization import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(report, indent=1) + "\n")
+    if args.plot:
+        plot_bench(report, args.plot)
+
+
 COMMANDS = {
+    "bench": run_bench_command,
     "info": run_info,
     "import": run_import,
     "export": run_export,

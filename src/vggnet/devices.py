@@ -59,6 +59,14 @@ def check_precision(precision: str, device: torch.device) -> None:
         raise VGGError("--precision fp16 needs --device cuda; use bf16 or fp32 on a CPU")
 
 
+def inference_precision(precision: str, device: torch.device) -> str:
+    """``auto`` (inference's default): bf16 where ``device`` computes it natively, else fp32."""
+    if precision == "auto":
+        return "bf16" if supports_bf16(device) else "fp32"
+    check_precision(precision, device)
+    return precision
+
+
 def autocast(precision: str, device: torch.device) -> AbstractContextManager:
     """The autocast context of a precision (a no-op for fp32)."""
     if precision == "fp32":

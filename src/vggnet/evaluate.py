@@ -27,7 +27,7 @@ from vggnet.data.images import BadImage, decode_image
 from vggnet.data.loader import RescaledSet, Skipped, collate_views, split_skipped
 from vggnet.data.sampler import shard_indices
 from vggnet.data.transforms import BatchNormalizer, center_crop, grid_crops, rescale
-from vggnet.devices import autocast, check_precision, default_device, resolve_device
+from vggnet.devices import autocast, default_device, inference_precision, resolve_device
 from vggnet.distributed import Dist, process_group
 from vggnet.errors import VGGError
 from vggnet.metrics import error_percent, top_k_correct
@@ -484,8 +484,8 @@ def evaluate_checkpoints(
     split: str = "val",
     val_labels: str | None = None,
     device: str | None = None,
-    precision: str = "fp32",
-    channels_last: bool = False,
+    precision: str = "auto",
+    channels_last: bool = True,
     batch_size: int = 32,
     workers: int = 0,
     by_index: bool = False,
@@ -501,7 +501,7 @@ def evaluate_checkpoints(
         device_type, dist_timeout, lambda: "no scores were written: run it again"
     ) as d:
         torch_device = resolve_device(name, d.local_rank if d.enabled else None)
-        check_precision(precision, torch_device)
+        precision = inference_precision(precision, torch_device)
         source = open_source(data, split, val_labels)
         if len(source) == 0:
             raise VGGError(f"--data {data}: the {split} split has no images")
@@ -521,7 +521,13 @@ def evaluate_checkpoints(
 
 
 def predict_images(
-    checkpoint: str, images: list[str], protocol: Protocol, top: int = 5, device: str | None = None
+    checkpoint: str,
+    images: list[str],
+    protocol: Protocol,
+    top: int = 5,
+    device: str | None = None,
+    precision: str = "auto",
+    channels_last: bool = True,
 ) -> tuple[list[dict], list[str], list[int]]:
     """Top classes of each image file: (results, reasons for files that failed, scales used).
 
@@ -537,7 +543,9 @@ def predict_images(
             protocol.flip,
             protocol.grid,
         )
-    sm = prepare(model, protocol, resolve_device(device or default_device()), checkpoint)
+    torch_device = resolve_device(device or default_device())
+    precision = inference_precision(precision, torch_device)
+    sm = prepare(model, protocol, torch_device, checkpoint, channels_last)
     classes = model.classes or [str(i) for i in range(model.spec.num_classes)]
     mode = "L" if model.spec.in_channels == 1 else "RGB"
     results, failures = [], []
@@ -547,7 +555,7 @@ def predict_images(
         except BadImage as err:
             failures.append(str(err))
             continue
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(precision, torch_device):
             views = [
                 part_posteriors(sm, part, [rescale(image, q)], protocol, 64)[0]
                 for q in sm.scales

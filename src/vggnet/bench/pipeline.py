@@ -1,7 +1,7 @@
 """Training input pipeline images/s: vggnet's loader against a plain torchvision ImageFolder
 pipeline, on generated JPEGs of ImageNet-like sizes, same workers and batch, interleaved repeats.
 
-    python benchmarks/pipeline.py [--images 512] [--workers 2] [--batch 64] [--repeats 3]
+    python -m vggnet.bench.pipeline [--images 512] [--workers 2] [--batch 64] [--repeats 3]
                                   [--scales 256 256:512] [--json FILE]
 
 "vggnet" ends, like the reference, with a float batch ready for the network (the per-batch
@@ -22,8 +22,8 @@ import torch
 import torchvision
 import torchvision.transforms as T
 import torchvision.transforms.v2 as T2
-from common import interleaved, machine, ratios, summary
 
+from vggnet.bench.common import interleaved, machine, ratios, summary
 from vggnet.data import (
     BatchNormalizer,
     GlobalBatchSampler,
@@ -118,6 +118,22 @@ def reference(root: Path, scale: str, batch: int, workers: int):
     return run
 
 
+def compare_pipeline(root: Path, scale: str, batch: int, workers: int, repeats: int) -> dict:
+    """Images/s of both pipelines over the JPEGs under ``root/train``, and the ratios."""
+    runs = {
+        "torchvision": reference(root, scale, batch, workers),
+        "vggnet": ours(root, scale, batch, workers),
+        "vggnet-uint8": ours(root, scale, batch, workers, False),
+    }
+    for run in runs.values():  # warm-up: start the workers, fill the page cache
+        run()
+    results = interleaved(runs, repeats)
+    report = {"scale": scale, "images_per_s": results}
+    for name in ("vggnet", "vggnet-uint8"):
+        report[f"ratio {name}"] = ratios(results[name], results["torchvision"])
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=512)
@@ -137,22 +153,12 @@ def main() -> None:
             f"{args.workers} workers, on {machine(torch.device('cpu'))}"
         )
         for scale in args.scales:
-            runs = {
-                "torchvision": reference(root, scale, args.batch, args.workers),
-                "vggnet": ours(root, scale, args.batch, args.workers),
-                "vggnet-uint8": ours(root, scale, args.batch, args.workers, False),
-            }
-            for run in runs.values():  # warm-up: start the workers, fill the page cache
-                run()
-            results = interleaved(runs, args.repeats)
+            report[scale] = compare_pipeline(root, scale, args.batch, args.workers, args.repeats)
             print(f"S = {scale}")
-            for name, values in results.items():
+            for name, values in report[scale]["images_per_s"].items():
                 print(f"  {name:13s} images/s  {summary(values)}")
-            report[scale] = {"images_per_s": results}
             for name in ("vggnet", "vggnet-uint8"):
-                ratio = ratios(results[name], results["torchvision"])
-                print(f"  {name + '/tv':13s} ratio     {summary(ratio)}")
-                report[scale][f"ratio {name}"] = ratio
+                print(f"  {name + '/tv':13s} ratio     {summary(report[scale][f'ratio {name}'])}")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "results": report}, indent=1))
 

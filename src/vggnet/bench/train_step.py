@@ -1,8 +1,8 @@
 """Training-step images/s: vggnet's step (normalisation on the device, autocast, channels_last,
 optionally torch.compile) against a plain fp32 loop over torchvision's VGG, same run.
 
-    python benchmarks/train_step.py                       # CPU: D at width 0.25, crop 32, batch 64
-    python benchmarks/train_step.py --device cuda --size 224 --width 1 --batch 256 \
+    python -m vggnet.bench.train_step                       # CPU: D at width 0.25, crop 32, batch 64
+    python -m vggnet.bench.train_step --device cuda --size 224 --width 1 --batch 256 \
         --variants fp32 bf16-cl bf16-cl-compile
 
 Both sides: SGD with momentum 0.9 and weight decay, cross-entropy, synthetic data already in
@@ -20,10 +20,10 @@ import time
 
 import torch
 import torchvision
-from common import interleaved, machine, summary
 from torch import nn
 
 from vggnet import build_model
+from vggnet.bench.common import interleaved, machine, summary
 from vggnet.data import BatchNormalizer
 from vggnet.model import VGGSpec
 from vggnet.preprocessing import Preprocessing

@@ -1,0 +1,1 @@
+"""`vggnet bench`: ours against torchvision, same process, interleaved repeats."""

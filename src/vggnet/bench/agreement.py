@@ -1,0 +1,84 @@
+"""What a fast inference precision costs in accuracy: predictions against fp32, same images.
+
+A precision may be an inference default only if, on a trained net and its test set, its
+top-1 predictions agree with fp32's on >= 99.5% of the images and its top-1 error moves by
+<= 0.1 points (the speed issue's rule). bf16 is measured even where it is only emulated
+(slow, but the numbers are the same as on hardware with native bf16).
+"""
+
+from __future__ import annotations
+
+import time
+
+from vggnet.checkpoint import load_checkpoint
+from vggnet.data import open_source
+from vggnet.data.geometry import Scale, single_test_scale
+from vggnet.devices import resolve_device
+from vggnet.errors import VGGError
+from vggnet.evaluate import Protocol, check_classes, errors, prepare, score_images
+
+MIN_AGREEMENT = 99.5  # percent of images with the same top-1 class
+MAX_ERROR_CHANGE = 0.1  # top-1 error points
+
+
+def precision_agreement(
+    checkpoint: str,
+    data: str,
+    precision: str = "bf16",
+    *,
+    method: str = "center",
+    device: str = "cpu",
+    batch_size: int = 256,
+    limit: int | None = None,
+) -> dict:
+    """Top-1 agreement (%) of ``precision`` with fp32 and both top-1 errors, on ``data``'s val split."""
+    torch_device = resolve_device(device)
+    model = load_checkpoint(checkpoint)
+    source = open_source(data, "val")
+    if limit is not None:
+        source = _Head(source, limit)
+    if model.train_scale is None:
+        raise VGGError(f"{checkpoint} stores no training scale, so no test scale Q = S")
+    q = single_test_scale(Scale(*model.train_scale))
+    protocol = Protocol(method, [q], flip=method != "center")
+    classes = check_classes([model], [checkpoint], source.classes, by_index=False)
+    results = {}
+    for name, channels_last in (("fp32", False), (precision, True)):
+        sm = prepare(model, protocol, torch_device, checkpoint, channels_last)
+        start = time.perf_counter()
+        scores = score_images(
+            [sm], source, protocol, classes, precision=name, batch_size=batch_size
+        )
+        results[name] = (scores.combined(), time.perf_counter() - start, scores.labels)
+    (base, base_s, labels), (fast, fast_s, _) = results["fp32"], results[precision]
+    agreement = 100.0 * float((base.argmax(1) == fast.argmax(1)).float().mean())
+    base_error, fast_error = errors(base, labels)["top1_error"], errors(fast, labels)["top1_error"]
+    return {
+        "checkpoint": checkpoint,
+        "data": data,
+        "method": method,
+        "images": len(labels),
+        "precision": precision,
+        "agreement": agreement,
+        "fp32_top1_error": base_error,
+        "top1_error": fast_error,
+        "error_change": fast_error - base_error,
+        "passes": agreement >= MIN_AGREEMENT
+        and abs(fast_error - base_error) <= MAX_ERROR_CHANGE + 1e-9,  # errors are in 1/N steps
+        "seconds": {"fp32": base_s, precision: fast_s},
+    }
+
+
+class _Head:
+    """The first ``n`` images of a source (a quick check on a big test set)."""
+
+    def __init__(self, source, n: int) -> None:
+        self.source, self.n = source, min(n, len(source))
+        self.classes, self.channels = source.classes, source.channels
+        self.labels = source.labels[: self.n]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getattr__(self, name: str):
+        return getattr(self.source, name)

@@ -1,0 +1,113 @@
+"""`vggnet bench` and the inference fast path: runs end to end, same predictions as fp32."""
+
+import json
+
+import pytest
+import torch
+
+import vggnet.devices
+from tests.helpers import train_args
+from vggnet import VGGError
+from vggnet.bench.agreement import precision_agreement
+from vggnet.bench.forward import compare_forward
+from vggnet.devices import inference_precision
+
+DATA = "synthetic:classes=4,train=64,val=48,size=40"
+
+
+def test_bench_tiny_runs_every_section_and_writes_json_and_plot(tmp_path, run_cli):
+    out, png = tmp_path / "bench.json", tmp_path / "bench.png"
+    status, stdout, err = run_cli("bench", "--tiny", "--repeats", "2", "--json", out, "--plot", png)
+    assert status == 0, err
+    report = json.loads(out.read_text())
+    assert report["inference_precision"] in ("fp32", "bf16")
+    for row in report["forward"]:
+        assert len(row["ratio"]) == 2 and all(r > 0 for r in row["ratio"])
+        assert row["channels_last"] and row["max_logit_difference"] < 1e-3
+    assert set(report["train"]["variants"]) == {"torchvision-fp32", "fp32-cl"} or set(
+        report["train"]["variants"]
+    ) == {"torchvision-fp32", "bf16-cl"}
+    assert (
+        report["pipeline"][0]["scale"] == "256" and len(report["pipeline"][0]["ratio vggnet"]) == 2
+    )
+    center = report["eval"]["center_vs_torchvision"]
+    assert len(center["ratio"]) == 2 and all(r > 0 for r in center["ratio"])
+    methods = {(r["method"], r["q"]) for r in report["eval"]["protocols"]}
+    assert methods == {(m, q) for m in ("center", "dense", "multi-crop") for q in (32, 48)}
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "forward batch 2" in stdout and "ratio" in stdout
+
+
+def test_bench_refuses_an_unknown_section(run_cli):
+    status, _, err = run_cli("bench", "--tiny", "--sections", "warp")
+    assert status == 2 and "--sections warp: choose from forward, train, pipeline, eval" in err
+
+
+def test_fast_forward_path_gives_torchvisions_logits():
+    row = compare_forward(2, 64, width=1 / 16, classes=10, channels_last=True, repeats=1, iters=1)
+    assert row["precision"] == "fp32" or row["precision"] == "bf16"
+    if row["precision"] == "fp32":
+        assert row["max_logit_difference"] < 1e-4
+
+
+def test_auto_precision_is_bf16_only_where_native(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(vggnet.devices, "supports_bf16", lambda device: True)
+    assert inference_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(vggnet.devices, "supports_bf16", lambda device: False)
+    assert inference_precision("auto", cpu) == "fp32"
+    assert inference_precision("fp32", cpu) == "fp32"
+    with pytest.raises(VGGError, match="--precision bf16: cpu here has no native bf16"):
+        inference_precision("bf16", cpu)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny net trained for a few epochs on synthetic data (its val split is the test set)."""
+    from vggnet.cli import main
+
+    out = tmp_path_factory.mktemp("trained") / "run"
+    args = train_args(
+        out,
+        "--epochs",
+        "6",
+        "--dropout",
+        "0",
+        "--width",
+        "0.25",
+        "--fc-width",
+        "64",
+        "--batch-norm",
+        "--scale",
+        "40",
+        "--no-lighting",
+        "--lr",
+        "0.01",
+        data=DATA,
+    )  # fmt: skip  (the recipe of test_a_tiny_net_learns)
+    assert main(args) == 0
+    return str(out / "best.ckpt")
+
+
+@pytest.mark.parametrize("method", ["center", "dense"])
+def test_bf16_and_channels_last_predict_what_fp32_predicts(trained, method):
+    """bf16 autocast (emulated here if need be) + channels_last against fp32 on a trained net."""
+    row = precision_agreement(trained, DATA, "bf16", method=method)
+    assert row["images"] == 48
+    assert row["agreement"] >= 97.9  # at most one of 48 images changes its top-1 class
+    assert abs(row["error_change"]) <= 100 / 48 + 1e-9
+    assert row["fp32_top1_error"] < 50  # trained: far better than chance (75%)
+
+
+def test_eval_channels_last_default_equals_contiguous(trained, run_cli, tmp_path):
+    results = []
+    for flag in ("--channels-last", "--no-channels-last"):
+        out = tmp_path / f"{flag}.json"
+        status, _, err = run_cli(
+            "eval", "--checkpoint", trained, "--data", DATA, "--method", "dense",
+            "--device", "cpu", "--precision", "fp32", flag, "--json", out,
+        )  # fmt: skip
+        assert status == 0, err
+        results.append(json.loads(out.read_text()))
+    assert results[0]["top1_error"] == results[1]["top1_error"]
+    assert results[0]["top5_error"] == results[1]["top5_error"]
