@@ -260,6 +260,23 @@ def add_eval_parsers(sub) -> None:
     m.add_argument("--epochs", type=_at_least(1), default=8)
     m.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
 
+    r = sub.add_parser("reproduce", help="the paper's experiment grid (Tables 3-6), resumable")
+    r.add_argument("--data", required=True, help="folder, fashion-mnist[:PATH] or synthetic[:...]")
+    r.add_argument("--out", required=True, help="the grid's folder (rerun to continue it)")
+    r.add_argument("--budget", choices=("small", "full"), default="small")
+    r.add_argument(
+        "--configs", nargs="+", metavar="CONFIG", help="subset of A A-LRN B C D E (default: all)"
+    )
+    r.add_argument("--crop", type=_at_least(32), help="default: 224, or 32 for small images")
+    r.add_argument("--epochs", type=_at_least(1), help="override the budget's epochs")
+    r.add_argument("--finetune-epochs", type=_at_least(1), help="override, for fine-tuned nets")
+    r.add_argument("--width", type=float, help="override the budget's channel width")
+    r.add_argument("--fc-width", type=_at_least(1), help="override the budget's FC width")
+    r.add_argument("--batch-size", type=_at_least(1), help="override the budget's batch")
+    r.add_argument("--grid", type=_at_least(1), default=3, help="multi-crop grid side")
+    r.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    r.add_argument("--workers", type=_at_least(0), help="decoding processes")
+
     b = sub.add_parser("bench", help="speed against torchvision, same run, interleaved repeats")
     b.add_argument(
         "--sections",
@@ -705,7 +722,16 @@ def run_bench_command(args: argparse.Namespace) -> None:
         plot_bench(report, args.plot)
 
 
+def run_reproduce(args: argparse.Namespace) -> None:
+    """Train and evaluate the paper's grid of nets; RESULTS.md beside the paper's numbers."""
+    from vggnet.reproduce.run import ReproduceSettings, reproduce
+
+    fields = ReproduceSettings.__dataclass_fields__
+    reproduce(ReproduceSettings(**{k: v for k, v in vars(args).items() if k in fields}))
+
+
 COMMANDS = {
+    "reproduce": run_reproduce,
     "bench": run_bench_command,
     "info": run_info,
     "import": run_import,

@@ -1,0 +1,119 @@
+"""`vggnet reproduce`: the scale rule, the initialisation chain, all four tables, resuming."""
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.helpers import run_vggnet
+from vggnet import VGGError, load_checkpoint
+from vggnet.checkpoint import read_checkpoint
+from vggnet.reproduce.grid import grid_cells, training_scales
+from vggnet.reproduce.run import ReproduceSettings, reproduce
+
+DATA = "synthetic:classes=4,train=32,val=16,size=40"
+TINY = ["--epochs", "1", "--finetune-epochs", "1", "--width", "0.0625", "--fc-width", "16",
+        "--batch-size", "16", "--grid", "2", "--device", "cpu", "--workers", "0"]  # fmt: skip
+
+
+def test_scale_rule_gives_the_papers_numbers_at_224_and_their_ratios_at_32():
+    paper = training_scales(224)
+    assert (paper.s1, paper.s2, paper.smax) == (256, 384, 512)
+    assert paper.flag("jitter") == "256:512" and paper.single_q("jitter") == 384
+    assert paper.multi_q("S1") == [224, 256, 288] and paper.multi_q("S2") == [352, 384, 416]
+    assert paper.multi_q("jitter") == [256, 384, 512]
+    small = training_scales(32)  # 256 / 224 x 32 = 36.6, 384 -> 54.9, 512 -> 73.1, 32 -> 4.6
+    assert (small.s1, small.s2, small.smax) == (37, 55, 73)
+    assert small.single_q("S1") == 37 and small.single_q("jitter") == 55
+    assert small.multi_q("S1") == [32, 37, 42] and small.multi_q("jitter") == [37, 55, 73]
+
+
+def test_grid_follows_the_papers_initialisation_chain():
+    cells = {c.name: c for c in grid_cells()}
+    assert list(cells) == [
+        "A-S1", "A-LRN-S1", "B-S1", "C-S1", "D-S1", "E-S1",
+        "C-S2", "D-S2", "E-S2", "C-jitter", "D-jitter", "E-jitter",
+    ]  # fmt: skip
+    assert cells["A-S1"].start == "scratch" and cells["E-S1"].source == "A-S1"
+    assert (cells["D-S2"].start, cells["D-S2"].source) == ("finetune-from", "D-S1")
+    assert (cells["D-jitter"].start, cells["D-jitter"].source) == ("finetune-from", "D-S2")
+    assert [c.depth for c in grid_cells()][:6] == [11, 11, 13, 16, 16, 19]
+    assert [c.name for c in grid_cells(["E"])] == ["A-S1", "E-S1", "E-S2", "E-jitter"]
+
+
+def test_tiny_grid_writes_all_four_tables_figures_and_chains_the_weights(tmp_path, run_cli):
+    out = tmp_path / "grid"
+    status, stdout, err = run_cli("reproduce", "--data", DATA, "--out", out, *TINY)
+    assert status == 0, err
+    report = json.loads((out / "results.json").read_text())
+    tables = {r["table"] for r in report["rows"]}
+    assert tables == {3, 4, 5, 6}
+    t3 = [r for r in report["rows"] if r["table"] == 3]
+    assert [(r["config"], r["train_scale"], r["test_scales"]) for r in t3][:2] == [
+        ("A", "37", [37]),
+        ("A-LRN", "37", [37]),
+    ]
+    assert {r["train_scale"] for r in t3} == {"37", "55", "37:73"}
+    assert all(r["paper_top1_error"] is not None for r in t3)
+    assert len([r for r in report["rows"] if r["table"] == 5]) == 6
+    assert {r["method"] for r in report["rows"] if r["table"] == 6} == {
+        "dense", "multi-crop", "dense+multi-crop",
+    }  # fmt: skip
+    text = (out / "RESULTS.md").read_text()
+    for title in ("## Table 3", "## Table 4", "## Table 5", "## Table 6", "findings hold"):
+        assert title in text
+    for png in ("depth.png", "curves.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    # the chain: D at S1 starts from A's conv1_1; D-S2 from D-S1, with the paper's lr 1e-3
+    cells = out / "cells"
+    d_s2 = read_checkpoint(cells / "D-S2" / "train" / "last.ckpt")["train_state"]["config"]
+    assert d_s2["finetune_from"].endswith("D-S1/train/last.ckpt") and d_s2["lr"] == 1e-3
+    d_s1 = read_checkpoint(cells / "D-S1" / "train" / "last.ckpt")["train_state"]["config"]
+    assert d_s1["init_from"].endswith("A-S1/train/last.ckpt") and d_s1["scale"] == "37"
+    jitter = load_checkpoint(cells / "E-jitter" / "train" / "last.ckpt")
+    assert jitter.train_scale == (37, 73)
+
+    # a second run finds every cell finished: nothing is trained or scored again
+    before = {p: p.stat().st_mtime_ns for p in cells.rglob("*.ckpt")}
+    status, stdout, err = run_cli("reproduce", "--data", DATA, "--out", out, *TINY)
+    assert status == 0, err
+    assert stdout.count("trained (skipped)") == 12 and "scoring" not in stdout
+    assert before == {p: p.stat().st_mtime_ns for p in cells.rglob("*.ckpt")}
+
+    status, _, err = run_cli("reproduce", "--data", DATA, "--out", out, *TINY[:-2], "--grid", "3")
+    assert status == 2 and "holds a grid with grid = 2, not 3" in err
+
+
+def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path):
+    out = tmp_path / "grid"
+    args = ["reproduce", "--data", "synthetic:classes=4,train=3000,val=16,size=40",
+            "--out", out, "--configs", "A", "B", *TINY]  # fmt: skip
+    proc = run_vggnet(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = out / "cells" / "B-S1" / "train" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (
+        metrics.exists() and metrics.read_text().count("step") >= 2
+    ):
+        time.sleep(0.05)
+    for sig in (signal.SIGSTOP, signal.SIGTERM, signal.SIGCONT):  # lands mid-way through B
+        proc.send_signal(sig)
+    stdout, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "stopped; run the same command again" in stdout
+    assert (out / "cells" / "A-S1" / "trained.json").exists()
+    assert not (out / "cells" / "B-S1" / "trained.json").exists()
+
+    again = run_vggnet(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    assert "A-S1: trained (skipped)" in stdout and "B-S1: resuming" in stdout
+    assert (out / "RESULTS.md").exists()
+
+
+def test_bad_settings_are_one_line(tmp_path):
+    with pytest.raises(VGGError, match="--configs F: choose from A, A-LRN, B, C, D, E"):
+        reproduce(ReproduceSettings(DATA, str(tmp_path), configs=["F"]))
+    with pytest.raises(VGGError, match="--budget huge: choose one of small, full"):
+        reproduce(ReproduceSettings(DATA, str(tmp_path), budget="huge"))
