@@ -153,8 +153,9 @@ def run(args) -> dict:
     baseline = statistics.median(rates["torchvision-fp32"])
     for variant in variants:
         median = statistics.median(rates[variant])
-        row = {"images_per_s": rates[variant], "ratio": median / baseline}
-        line = f"  {variant:18s} images/s {summary(rates[variant])}  ratio {median / baseline:5.2f}"
+        per_repeat = [a / b for a, b in zip(rates[variant], rates["torchvision-fp32"], strict=True)]
+        row = {"images_per_s": rates[variant], "ratio": median / baseline, "ratios": per_repeat}
+        line = f"  {variant:18s} images/s {summary(rates[variant])}  ratio {summary(per_repeat)}"
         if variant in peaks:
             row["peak_mib_all_models_so_far"] = peaks[variant]
             line += f"  peak {peaks[variant]:.0f} MiB"
