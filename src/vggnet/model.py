@@ -139,12 +139,38 @@ class VGG(nn.Sequential):
         return self.score_map(x).mean(dim=(2, 3))
 
     def score_map(self, x: torch.Tensor) -> torch.Tensor:
-        """Class score map (N, K, h, w) of the fully convolutional net (paper section 3)."""
+        """Class score map (N, K, h, w) of the fully convolutional net (paper section 3).
+
+        fc6 is a k x k convolution over pool5 and fc7, fc8 are 1x1 convolutions, all with
+        the FC weights. Eager PyTorch computes them as matrix products over every k x k
+        window (the same sums): a 7x7 convolution with fc6's 100M weights would first copy
+        them into the convolution library's layout on every call, which costs more than
+        the arithmetic. Exports trace the plain convolutions.
+        """
         self._check_size(x)
+        head = list(self.named_children())
+        first_fc = next(i for i, (_, layer) in enumerate(head) if isinstance(layer, nn.Linear))
+        for name, layer in head[:first_fc]:
+            if name != "flatten":
+                x = layer(x)
+        fcs = [layer for name, layer in head[first_fc:] if name != "flatten"]
+        if torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
+            return self._fc_as_convolutions(x, fcs)
+        h, w = x.shape[-2:]
         kernel = self.spec.fc6_kernel
-        for name, layer in self.named_children():
-            if name == "flatten":
-                continue
+        out_h, out_w = h - kernel + 1, w - kernel + 1
+        windows_per_chunk = max(1, FC_WINDOW_BUDGET // (x[0].numel() * kernel * kernel))
+        maps = []
+        for chunk in x.split(windows_per_chunk):
+            y = F.unfold(chunk, kernel).transpose(1, 2)  # (N, positions, C * k * k)
+            for layer in fcs:
+                y = layer(y)
+            maps.append(y.transpose(1, 2).reshape(len(chunk), -1, out_h, out_w))
+        return torch.cat(maps) if len(maps) > 1 else maps[0]
+
+    def _fc_as_convolutions(self, x: torch.Tensor, fcs: list[nn.Module]) -> torch.Tensor:
+        kernel = self.spec.fc6_kernel
+        for layer in fcs:
             if isinstance(layer, nn.Linear):
                 weight = layer.weight.view(layer.out_features, -1, kernel, kernel)
                 x = F.conv2d(x, weight, layer.bias)
@@ -152,6 +178,9 @@ class VGG(nn.Sequential):
             else:
                 x = layer(x)
         return x
+
+
+FC_WINDOW_BUDGET = 2**27  # elements of unfolded pool5 windows per chunk (512 MiB in fp32)
 
 
 class DenseVGG(nn.Module):

@@ -94,6 +94,7 @@ truncations = st.sampled_from([1.0, 1.0, 0.9, 0.5, 0.1])
 
 @FUZZ
 @given(st.sampled_from(sorted(SEEDS)), mutations, truncations)
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's notes on damaged TIFF tags
 def test_image_reader_returns_an_image_or_one_bad_image_error(fmt, cuts, truncate):
     data = mutate(SEEDS[fmt], cuts, truncate)
     with tempfile.TemporaryDirectory() as tmp:
