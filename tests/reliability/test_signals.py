@@ -1,5 +1,6 @@
 """SIGTERM (pre-emption) and dead or hung DDP processes: consistent checkpoints, no hang."""
 
+import os
 import signal
 import subprocess
 import time
@@ -61,7 +62,7 @@ def test_sigterm_to_one_ddp_process_stops_both_at_the_same_step_and_resumes_exac
     wait_for_steps(out, 3)
     rank1 = workers_by_rank(agent.pid)[1]
     for sig in (signal.SIGSTOP, signal.SIGTERM, signal.SIGCONT):
-        subprocess.run(["kill", f"-{sig.name[3:]}", str(rank1)], check=True)
+        os.kill(rank1, sig)
     stdout, err = agent.communicate(timeout=120)
     assert agent.returncode == 0, err[-3000:]
     assert "stopped by a signal to another process at step" in stdout
@@ -121,7 +122,7 @@ def test_a_killed_torchrun_worker_takes_the_others_down(tmp_path):
     )
     wait_for_steps(tmp_path / "run", 3)
     workers = workers_by_rank(agent.pid)
-    subprocess.run(["kill", "-KILL", str(workers[1])], check=True)
+    os.kill(workers[1], signal.SIGKILL)
     start = time.time()
     _, err = agent.communicate(timeout=120)
     assert time.time() - start < 60
