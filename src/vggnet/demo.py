@@ -21,24 +21,24 @@ from vggnet.checkpoint import load_checkpoint
 from vggnet.data import open_source
 from vggnet.devices import default_device
 from vggnet.evaluate import Protocol, format_results, prepare, result_row, score_images
+from vggnet.reproduce.grid import RECIPE, training_scales
 from vggnet.serialization import atomic_write_text
 from vggnet.train import train
 
-DEMO_SCALE = 37
-DEMO_TEST_SCALES = [32, 37, 42]
+DEMO_CROP = 32
+DEMO_SCALES = training_scales(DEMO_CROP)  # S1 = 37, the grid's analogue of S = 256
+DEMO_SCALE = DEMO_SCALES.s1
+DEMO_TEST_SCALES = DEMO_SCALES.multi_q("S1")  # [32, 37, 42]
 DEMO_TRAIN = {
     "config": "A",
     "scale": str(DEMO_SCALE),
-    "crop": 32,
+    "crop": DEMO_CROP,
     "width": 0.25,
     "fc_width": 256,
-    "batch_norm": True,
-    "init": "kaiming",
-    "normalize": "standard",
     "batch_size": 128,
     "lr": 0.05,
     "patience": 1,
-    "channels_last": True,
+    **RECIPE,
 }
 
 

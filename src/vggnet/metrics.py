@@ -34,15 +34,25 @@ def error_percent(correct: int, total: int) -> float:
     return 100.0 * (1 - correct / total) if total else float("nan")
 
 
-def _tensorboard_thread_errors_are_reported_by_metrics_log(args: threading.ExceptHookArgs) -> None:
-    # TensorBoard writes from a thread that prints a traceback when the disk fills; the same
-    # error reaches MetricsLog at its next write, which reports it in one line.
-    if type(args.thread).__name__ == "_AsyncWriterThread" and isinstance(args.exc_value, OSError):
+def quiet_tensorboard_thread_errors() -> None:
+    """Keep TensorBoard's writer thread from printing a traceback when the disk fills.
+
+    The same error reaches MetricsLog at its next write, which reports it in one line.
+    Other threads' errors go to whatever hook was there before.
+    """
+    previous = threading.excepthook
+    if getattr(previous, "vggnet_filter", False):
         return
-    _default_thread_hook(args)
 
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if type(args.thread).__name__ == "_AsyncWriterThread" and isinstance(
+            args.exc_value, OSError
+        ):
+            return
+        previous(args)
 
-_default_thread_hook = threading.excepthook
+    hook.vggnet_filter = True
+    threading.excepthook = hook
 
 
 class MetricsLog:
@@ -67,7 +77,7 @@ class MetricsLog:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
                 return
-            threading.excepthook = _tensorboard_thread_errors_are_reported_by_metrics_log
+            quiet_tensorboard_thread_errors()
             try:
                 self.writer = SummaryWriter(str(self.tensorboard_dir))
             except Exception as err:

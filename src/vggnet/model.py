@@ -159,9 +159,9 @@ class VGG(nn.Sequential):
         h, w = x.shape[-2:]
         kernel = self.spec.fc6_kernel
         out_h, out_w = h - kernel + 1, w - kernel + 1
-        windows_per_chunk = max(1, FC_WINDOW_BUDGET // (x[0].numel() * kernel * kernel))
+        unfolded_per_image = x.shape[1] * kernel * kernel * out_h * out_w
         maps = []
-        for chunk in x.split(windows_per_chunk):
+        for chunk in x.split(max(1, FC_WINDOW_BUDGET // unfolded_per_image)):
             y = F.unfold(chunk, kernel).transpose(1, 2)  # (N, positions, C * k * k)
             for layer in fcs:
                 y = layer(y)

@@ -154,3 +154,27 @@ def test_a_failing_tensorboard_mirror_warns_once_and_the_json_log_goes_on(tmp_pa
     err = capsys.readouterr().err
     assert err.count("TensorBoard logging to") == 1 and "No space left on device" in err
     assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2, 3]
+
+
+def test_tensorboards_writer_thread_failing_on_a_full_disk_prints_no_traceback(
+    tmp_path, capfd, monkeypatch
+):
+    """Its thread's OSError is left to MetricsLog's one-line warning; other threads still print."""
+    import threading
+
+    from vggnet.metrics import MetricsLog
+
+    monkeypatch.setattr(threading, "excepthook", threading.__excepthook__)  # not pytest's
+    MetricsLog(tmp_path).close()  # installs the filter
+
+    def full():
+        raise OSError(28, "No space left on device")
+
+    class _AsyncWriterThread(threading.Thread):  # the name of TensorBoard's writer thread
+        pass
+
+    for thread in (_AsyncWriterThread(target=full), threading.Thread(target=full)):
+        thread.start()
+        thread.join()
+    err = capfd.readouterr().err
+    assert err.count("Traceback") == 1 and "_AsyncWriterThread" not in err

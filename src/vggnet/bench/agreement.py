@@ -29,14 +29,11 @@ def precision_agreement(
     method: str = "center",
     device: str = "cpu",
     batch_size: int = 256,
-    limit: int | None = None,
 ) -> dict:
     """Top-1 agreement (%) of ``precision`` with fp32 and both top-1 errors, on ``data``'s val split."""
     torch_device = resolve_device(device)
     model = load_checkpoint(checkpoint)
     source = open_source(data, "val")
-    if limit is not None:
-        source = _Head(source, limit)
     if model.train_scale is None:
         raise VGGError(f"{checkpoint} stores no training scale, so no test scale Q = S")
     q = single_test_scale(Scale(*model.train_scale))
@@ -67,18 +64,3 @@ def precision_agreement(
         and abs(fast_error - base_error) <= MAX_ERROR_CHANGE + 1e-9,  # errors are in 1/N steps
         "seconds": {"fp32": base_s, precision: fast_s},
     }
-
-
-class _Head:
-    """The first ``n`` images of a source (a quick check on a big test set)."""
-
-    def __init__(self, source, n: int) -> None:
-        self.source, self.n = source, min(n, len(source))
-        self.classes, self.channels = source.classes, source.channels
-        self.labels = source.labels[: self.n]
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getattr__(self, name: str):
-        return getattr(self.source, name)

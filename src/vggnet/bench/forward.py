@@ -34,17 +34,14 @@ def model_pair(width: float, size: int, classes: int) -> tuple[nn.Module, nn.Mod
     return reference.eval(), import_torchvision(reference.state_dict()).eval()
 
 
-def rate(
-    model: nn.Module, x: torch.Tensor, iters: int, precision: str = "fp32", compiled=None
-) -> float:
+def rate(model: nn.Module, x: torch.Tensor, iters: int, precision: str = "fp32") -> float:
     """Images per second over ``iters`` forward passes."""
-    run = compiled or model
     if x.device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
     with torch.inference_mode(), autocast(precision, x.device):
         for _ in range(iters):
-            run(x)
+            model(x)
     if x.device.type == "cuda":
         torch.cuda.synchronize()
     return iters * x.shape[0] / (time.perf_counter() - start)

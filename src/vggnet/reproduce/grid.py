@@ -13,6 +13,14 @@ PAPER_CROP, PAPER_S1, PAPER_S2, PAPER_SMAX = configs.CROP_SIZE, 256, 384, 512
 TAGS = ("S1", "S2", "jitter")
 TABLE3_CONFIGS = ("A", "A-LRN", "B", "C", "D", "E")
 MULTI_SCALE_CONFIGS = ("C", "D", "E")  # also trained at S2 and with jittering
+# Training settings every net of the grid (and the demo) shares: batch norm, so that the
+# deep nets train in a few epochs, on inputs standardised per channel.
+RECIPE = {
+    "batch_norm": True,
+    "init": "kaiming",
+    "normalize": "standard",
+    "channels_last": True,
+}
 FINETUNE_LR = 1e-3  # the paper's rate when S = 384 starts from S = 256 (and jittered from 384)
 
 

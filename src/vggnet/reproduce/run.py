@@ -19,6 +19,7 @@ from vggnet.evaluate import Protocol, Scores, evaluate_checkpoints, save_scores
 from vggnet.reproduce.grid import (
     BUDGETS,
     FINETUNE_LR,
+    RECIPE,
     Budget,
     Cell,
     TrainingScales,
@@ -30,14 +31,6 @@ from vggnet.train import StopSignal, train
 
 # Cells scored with multi-crop as well (Table 5 and the D+E ensembles of Table 6).
 MULTI_CROP_CELLS = ("D-jitter", "E-jitter")
-# Training settings every cell shares (the demo's small-image recipe: batch norm, so the
-# deep nets train in a few epochs; inputs standardised per channel).
-RECIPE = {
-    "batch_norm": True,
-    "init": "kaiming",
-    "normalize": "standard",
-    "channels_last": True,
-}
 
 
 @dataclass
