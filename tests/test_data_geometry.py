@@ -17,7 +17,7 @@ from vggnet.data.geometry import (
     rescaled_size,
     single_test_scale,
 )
-from vggnet.data.transforms import center_crop, grid_crops, random_crop
+from vggnet.data.transforms import center_crop, draws, grid_crops, random_crop
 
 
 def test_parse_scale():
@@ -94,10 +94,8 @@ def test_random_crop_equals_torchvision_resize_then_crop(size, scale):
     """Our uint8 tensor pipeline gives the pixels of torchvision's PIL Resize + crop (within 1)."""
     rng = np.random.default_rng(0)
     img = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB")
-    for trial in range(4):
-        ours, p = random_crop(
-            TF.pil_to_tensor(img), img.size, np.random.default_rng(trial), scale, 224
-        )
+    for trial, draw in enumerate(draws(0, 0, range(4), scale, scale)):
+        ours, p = random_crop(TF.pil_to_tensor(img), img.size, draw, 224)
         reference = TF.pil_to_tensor(TF.resize(img, scale))
         reference = reference[:, p.top : p.top + 224, p.left : p.left + 224]
         if p.flip:

@@ -8,8 +8,10 @@ from tests.helpers import write_image_folder
 from vggnet import VGGError
 from vggnet.data import (
     GlobalBatchSampler,
+    RescaledSet,
     SkipCounter,
     Skipped,
+    TrainSet,
     TrainTransform,
     open_source,
     parse_scale,
@@ -109,6 +111,27 @@ def test_bad_files_are_skipped_named_and_counted(tmp_path):
     assert sorted(s.name.split("train/")[1] for s in batch.skipped) == ["a/0.jpg", "b/2.jpg"]
     assert all(s.reason for s in batch.skipped)
     assert np.setdiff1d(np.arange(8), batch.indices.numpy()).tolist() == [0, 6]
+    # The loader's batched fetch gives what fetching item by item gives, bad files included.
+    dataset = TrainSet(source, TrainTransform(parse_scale("40:44", 32), 32))
+    keys = [(1, i) for i in range(8)] + [(2, 3)]
+    for whole, single in zip(
+        dataset.__getitems__(keys), map(dataset.__getitem__, keys), strict=True
+    ):
+        if isinstance(single, Skipped):
+            assert whole == single
+        else:
+            assert torch.equal(whole[0], single[0]) and whole[1:] == single[1:]
+    # So do the test views (every image rescaled to each Q), with two image sizes.
+    write_image_folder(tmp_path, classes=("c",), train=3, size=(40, 64))
+    tests = RescaledSet(open_source(str(tmp_path), "train"), [32, 45])
+    positions = [0, 6, 1, 9, 10, 8]
+    for whole, single in zip(
+        tests.__getitems__(positions), map(tests.__getitem__, positions), strict=True
+    ):
+        if isinstance(single, Skipped):
+            assert whole == single
+        else:
+            assert all(map(torch.equal, whole[0], single[0])) and whole[1:] == single[1:]
 
 
 def test_skip_counter_warns_once_per_file_and_strict_stops():

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import write_image_folder
 from vggnet.data import BatchNormalizer, TrainTransform, compute_stats, open_source, parse_scale
 from vggnet.data.geometry import rescaled_size
-from vggnet.data.transforms import image_rng
+from vggnet.data.transforms import LIGHTING_STD, counter_uniforms, draws
 from vggnet.preprocessing import Preprocessing
 
 
@@ -126,9 +127,52 @@ def test_stats_against_numpy(source):
     assert stats.preprocessing().mean == pytest.approx(tuple(m for m in stats.mean))
 
 
-def test_image_rng_streams_differ():
-    assert image_rng(0, 0, 1).random() != image_rng(0, 0, 2).random()
-    assert image_rng(0, 1, 1).random() != image_rng(0, 0, 1).random()
+def test_counter_uniforms_are_uniform_independent_and_keyed():
+    u = counter_uniforms(0, 0, np.arange(20000), 10)
+    assert u.shape == (20000, 10) and u.min() > 0 and u.max() < 1
+    # Each slot ~ U(0, 1) (mean 1/2, variance 1/12) and slots are uncorrelated.
+    np.testing.assert_allclose(u.mean(0), 0.5, atol=0.01)
+    np.testing.assert_allclose(u.var(0), 1 / 12, atol=0.003)
+    corr = np.corrcoef(u.T) - np.eye(10)
+    assert np.abs(corr).max() < 0.03
+    # A pure function of (seed, epoch, index): any subset or order gives the same rows.
+    np.testing.assert_array_equal(counter_uniforms(0, 0, [7, 3], 10), u[[7, 3]])
+    for other in (counter_uniforms(1, 0, [7], 10), counter_uniforms(0, 1, [7], 10)):
+        assert not np.isin(other, u[7]).any()
+
+
+def test_draws_follow_their_distributions():
+    drawn = draws(5, 0, range(20000), 37, 73)
+    scales = np.array([d.scale for d in drawn])
+    assert scales.min() == 37 and scales.max() == 73
+    counts = np.bincount(scales - 37)
+    assert counts.min() > 20000 / 37 * 0.8  # every S in [37, 73] about equally often
+    assert 0.48 < np.mean([d.flip for d in drawn]) < 0.52
+    alpha = np.array([d.alpha for d in drawn])
+    np.testing.assert_allclose(alpha.std(0), LIGHTING_STD, rtol=0.03)
+    np.testing.assert_allclose(alpha.mean(0), 0, atol=0.003)
+    lefts = [d.crop_params((28, 28), 32, 1).left for d in drawn if d.scale == 40]
+    assert sorted(set(lefts)) == list(range(9))  # every position of a 40-wide image
+    assert not any(d.flip for d in draws(5, 0, range(100), 37, 37, flip=False))
+
+
+@pytest.mark.parametrize("kind", ["fashion", "folder"])
+def test_batched_views_equal_one_by_one(kind, tmp_path):
+    """``TrainTransform.batch`` (one resize per shared size) gives the per-image pixels."""
+    if kind == "fashion":
+        from tests.test_data_sources import write_fashion
+
+        write_fashion(tmp_path)
+        source = open_source(f"fashion-mnist:{tmp_path}", "train")
+    else:  # two image sizes, so two groups
+        write_image_folder(tmp_path, classes=("a",), size=(50, 40))
+        write_image_folder(tmp_path, classes=("b",), size=(40, 64))
+        source = open_source(str(tmp_path), "train")
+    transform = TrainTransform(parse_scale("37:48", 32), 32, seed=1)
+    indices = list(range(len(source))) * 2
+    for view, index in zip(transform.batch(source, 4, indices), indices, strict=True):
+        image, params = transform(source, index, 4)
+        assert torch.equal(view[0], image) and view[1] == params
 
 
 def test_stats_cache_is_reused_and_refreshed_when_stale(tmp_path):

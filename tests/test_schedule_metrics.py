@@ -1,9 +1,10 @@
-"""The plateau schedule and top-k errors, against hand-worked cases."""
+"""The learning-rate schedules and top-k errors, against hand-worked cases."""
 
+import pytest
 import torch
 
 from vggnet.metrics import error_percent, top_k_correct
-from vggnet.schedule import PlateauSchedule
+from vggnet.schedule import LinearSchedule, PlateauSchedule
 
 
 def test_plateau_divides_by_ten_three_times_then_stops():
@@ -27,6 +28,16 @@ def test_plateau_by_hand():
     restored = PlateauSchedule(lr=5.0)
     restored.load_state_dict(state)
     assert restored == schedule
+
+
+def test_linear_by_hand():
+    schedule = LinearSchedule(lr=1.0, total_steps=10, warmup_steps=4)
+    rates = [schedule.lr_at(step) for step in range(12)]
+    assert rates == pytest.approx(
+        [0.25, 0.5, 0.75, 1.0, 1.0, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6, 0, 0]
+    )
+    assert [LinearSchedule(2.0, 4).lr_at(s) for s in range(4)] == [2.0, 1.5, 1.0, 0.5]
+    assert schedule.step(3.0) is None and not schedule.finished and schedule.state_dict() == {}
 
 
 def test_top_k_by_hand_with_ties():

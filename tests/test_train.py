@@ -46,9 +46,10 @@ def test_a_tiny_net_learns(tmp_path, run_cli):
     assert "epoch 10/10: loss" in out  # summary lines on stdout, progress bars on stderr
 
 
-def test_resume_is_bit_identical(tmp_path, run_cli):
-    """6 steps straight == 3 steps, stop, resume to 6 (crossing an epoch end and validation)."""
-    common = ("--dropout", "0.5", "--epochs", "5")
+@pytest.mark.parametrize("schedule", ["plateau", "linear"])
+def test_resume_is_bit_identical(tmp_path, run_cli, schedule):
+    """8 steps straight == 3 steps, stop, resume to 8 (crossing an epoch end and validation)."""
+    common = ("--dropout", "0.5", "--epochs", "5", "--schedule", schedule, "--warmup", "0.5")
     assert run_cli(*train_args(tmp_path / "straight", *common, "--max-steps", "8"))[0] == 0
     assert run_cli(*train_args(tmp_path / "split", *common, "--max-steps", "3"))[0] == 0
     _, train3 = state(tmp_path / "split" / "last.ckpt")
@@ -147,6 +148,10 @@ def test_config_checks():
         check_config(TrainConfig("A", DATA, "x", accumulate=3).resolved(), Dist(0, 2, 0), cpu)
     with pytest.raises(VGGError, match="--precision fp16 needs --device cuda"):
         check_config(TrainConfig("A", DATA, "x", precision="fp16").resolved(), Dist(), cpu)
+    with pytest.raises(VGGError, match="--schedule cosine: choose plateau or linear"):
+        check_config(TrainConfig("A", DATA, "x", schedule="cosine").resolved(), Dist(), cpu)
+    with pytest.raises(VGGError, match="--warmup must be >= 0 epochs, got -1"):
+        check_config(TrainConfig("A", DATA, "x", warmup=-1).resolved(), Dist(), cpu)
     check_config(cfg, Dist(), cpu)
 
 
@@ -201,6 +206,21 @@ def test_plateau_threshold_and_patience_drive_the_learning_rate(tmp_path, run_cl
     # epoch 1 sets the best; no later epoch gains 100 points: lr / 10 after epoch 2, stop after 3
     assert lrs == pytest.approx([0.02, 0.002, 0.0002])
     assert "lr / 10 after 1 epochs without improvement" in out
+
+
+def test_linear_schedule_warms_up_then_decays_to_zero_at_the_last_epoch(tmp_path, run_cli):
+    """Every logged rate against the formula: 6 steps an epoch, 3 epochs, warm-up 1.5 epochs."""
+    args = train_args(tmp_path / "run", "--epochs", "3", "--schedule", "linear", "--warmup", "1.5")
+    status, out, err = run_cli(*args, "--lr", "0.09")
+    assert status == 0, err
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    steps = {r["step"]: r["lr"] for r in records if r["kind"] == "step"}
+    # 18 steps: rising over steps 1..9 (0.01 .. 0.09), then falling by 0.01 a step to 0.01
+    expected = [0.01 * k for k in range(1, 10)] + [0.01 * k for k in range(9, 0, -1)]
+    assert [steps[i] for i in range(1, 19)] == pytest.approx(expected)
+    epochs = [r["lr"] for r in records if r["kind"] == "epoch"]
+    assert epochs == pytest.approx([0.07, 0.06, 0.0])  # the rate the next step would use
+    assert "lr / 10" not in out
 
 
 def test_unreadable_training_images_are_skipped_and_counted_or_stop_with_strict(tmp_path, run_cli):

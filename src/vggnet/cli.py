@@ -10,6 +10,7 @@ from typing import NoReturn
 
 from vggnet import configs
 from vggnet.errors import VGGError
+from vggnet.schedule import SCHEDULES
 
 IMPORT_FORMATS = ("torchvision", "timm", "keras", "caffe")
 EXPORT_FORMATS = ("torchvision", "safetensors", "onnx")
@@ -82,6 +83,15 @@ def add_train_parser(sub) -> None:
     )
     t.add_argument(
         "--finetune-from", metavar="CKPT", help="start from a trained net of the same config"
+    )
+    t.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        help="plateau (the paper's, default): lr / 10 when the val error stops falling; "
+        "linear: warm up, then decay linearly to 0 at the end of --epochs",
+    )
+    t.add_argument(
+        "--warmup", type=float, help="epochs of linear warm-up (--schedule linear; default 0)"
     )
     t.add_argument(
         "--patience", type=int, help="epochs without improvement before lr / 10 (default 3)"

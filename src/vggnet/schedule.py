@@ -1,8 +1,11 @@
-"""The paper's learning-rate schedule: divide by 10 when validation accuracy stops improving."""
+"""Learning-rate schedules: the paper's (divide by 10 when validation accuracy stops improving)
+and a fixed-length one for short budgets (linear warm-up, then linear decay to zero)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
+SCHEDULES = ("plateau", "linear")
 
 
 @dataclass
@@ -41,6 +44,10 @@ class PlateauSchedule:
         self.lr *= self.factor
         return "decrease"
 
+    def lr_at(self, step: int) -> float:
+        """The rate for optimiser step ``step``: constant between plateaus."""
+        return self.lr
+
     def state_dict(self) -> dict:
         """Plain data for checkpoints."""
         return asdict(self)
@@ -49,3 +56,37 @@ class PlateauSchedule:
         """Restore from ``state_dict``."""
         for key, value in state.items():
             setattr(self, key, value)
+
+
+@dataclass
+class LinearSchedule:
+    """Rise linearly to ``lr`` over ``warmup_steps``, then fall linearly to 0 at ``total_steps``.
+
+    A run whose length is known in advance spends its whole budget at useful rates,
+    where the plateau rule needs spare epochs to notice each plateau. The rate is a
+    pure function of the step, so a resumed run continues it exactly; raising
+    ``--epochs`` on resume stretches the decay that is left.
+    """
+
+    lr: float
+    total_steps: int
+    warmup_steps: int = 0
+    finished: bool = False  # the run's length, not the schedule, ends training
+
+    def lr_at(self, step: int) -> float:
+        """The rate for optimiser step ``step`` (0-based)."""
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        left = self.total_steps - step
+        return self.lr * max(left, 0) / max(self.total_steps - self.warmup_steps, 1)
+
+    def step(self, val_error: float) -> str | None:
+        """Validation does not steer this schedule."""
+        return None
+
+    def state_dict(self) -> dict:
+        """Nothing to keep: the rate follows from the step and the run's settings."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Nothing to restore."""

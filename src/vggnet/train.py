@@ -52,7 +52,7 @@ from vggnet.init import init_from_shallower
 from vggnet.metrics import MetricsLog, error_percent, resident_mb, top_k_correct
 from vggnet.model import VGG, build_model
 from vggnet.plots import plot_run
-from vggnet.schedule import PlateauSchedule
+from vggnet.schedule import SCHEDULES, LinearSchedule, PlateauSchedule
 from vggnet.serialization import (
     append_text,
     atomic_save,
@@ -91,6 +91,8 @@ class TrainConfig:
     init: str = "paper"
     init_from: str | None = None
     finetune_from: str | None = None
+    schedule: str = "plateau"  # the paper's; "linear" for a run of known length
+    warmup: float = 0.0  # epochs of linear warm-up (linear schedule)
     patience: int = 3
     plateau_threshold: float = 0.0  # top-1 error points an epoch must gain to count as improving
     normalize: str = "paper"  # or "standard": also divide by the per-channel std
@@ -172,6 +174,10 @@ def config_for_run(
 
 def check_config(cfg: TrainConfig, d: Dist, device: torch.device) -> None:
     """Refuse settings that cannot work, each with one line naming the flag."""
+    if cfg.schedule not in SCHEDULES:
+        raise VGGError(f"--schedule {cfg.schedule}: choose {' or '.join(SCHEDULES)}")
+    if not cfg.warmup >= 0:
+        raise VGGError(f"--warmup must be >= 0 epochs, got {cfg.warmup}")
     if cfg.normalize not in ("paper", "standard"):
         raise VGGError(f"--normalize {cfg.normalize}: choose paper or standard")
     check_precision(cfg.precision, device)
@@ -212,6 +218,14 @@ def check_config(cfg: TrainConfig, d: Dist, device: torch.device) -> None:
             raise VGGError(f"--{name.replace('_', '-')} must be {rule}, got {getattr(cfg, name)}")
     if cfg.init_from and cfg.finetune_from:
         raise VGGError("--init-from and --finetune-from exclude each other: pick one")
+
+
+def build_schedule(cfg: TrainConfig, steps_per_epoch: int) -> PlateauSchedule | LinearSchedule:
+    """The run's learning-rate schedule (--schedule); a linear one ends with --epochs."""
+    if cfg.schedule == "linear":
+        total = cfg.epochs * steps_per_epoch
+        return LinearSchedule(cfg.lr, total, round(cfg.warmup * steps_per_epoch))
+    return PlateauSchedule(cfg.lr, patience=cfg.patience, threshold=cfg.plateau_threshold)
 
 
 def build_run_model(
@@ -390,19 +404,15 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
     optimizer = torch.optim.SGD(
         parameter_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum
     )
-    schedule = PlateauSchedule(cfg.lr, patience=cfg.patience, threshold=cfg.plateau_threshold)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
     step, epoch, step_in_epoch, best_error = 0, 0, 0, float("inf")
     torch.manual_seed(cfg.seed + 1 + d.rank)  # the dropout stream
     if state:
         optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
         scaler.load_state_dict(state["scaler"])
         step, epoch, step_in_epoch = state["step"], state["epoch"], state["step_in_epoch"]
         best_error = state["best_val_top1_error"]
         restore_rng(state["rng"], device, d)
-    for group in optimizer.param_groups:
-        group["lr"] = schedule.lr
 
     net: nn.Module = model
     if d.enabled:
@@ -437,6 +447,9 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
     q = single_test_scale(scale)
     steps_per_epoch = sampler.steps_per_epoch
     max_steps = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * steps_per_epoch
+    schedule = build_schedule(cfg, steps_per_epoch)
+    if state:
+        schedule.load_state_dict(state["schedule"])
 
     saved_step: int | None = None  # the step RUN/last.ckpt holds; the same on every rank
 
@@ -527,6 +540,9 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
                             f"before updating and {kept}: lower --lr, use --normalize standard with "
                             "--init kaiming/glorot, or --precision fp32"
                         )
+                    lr = schedule.lr_at(step)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
                     scaler.step(optimizer)
                     scaler.update()
                     step += 1
@@ -537,7 +553,7 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
                     rate = epoch_images / max(time.perf_counter() - tick, 1e-9)
                     postfix = {
                         "loss": f"{loss_value:.4f}",
-                        "lr": f"{schedule.lr:.1e}",
+                        "lr": f"{lr:.1e}",
                         "img_s": f"{rate:.0f}",
                     }
                     bar.set_postfix(postfix, refresh=False)  # drawn by update(), at its own pace
@@ -549,7 +565,7 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
                                 "step": step,
                                 "epoch": epoch + 1,
                                 "loss": loss_value,
-                                "lr": schedule.lr,
+                                "lr": lr,
                                 "images_per_s": rate,
                             }
                         )
@@ -563,9 +579,6 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
 
             result = validate(net, val_src, cfg, q, normalizer, device, d, autocast)
             action = schedule.step(result["val_top1_error"])
-            if action == "decrease":
-                for group in optimizer.param_groups:
-                    group["lr"] = schedule.lr
             epoch += 1
             step_in_epoch = 0
             improved = result["val_top1_error"] < best_error
@@ -575,7 +588,7 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
                 "step": step,
                 "epoch": epoch,
                 "train_loss": epoch_loss / max(epoch_images, 1),
-                "lr": schedule.lr,
+                "lr": schedule.lr_at(step),
                 "skipped": skips.count,
                 "resident_mb": resident_mb(),
                 **result,
@@ -588,7 +601,7 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
             say(
                 f"epoch {epoch}/{cfg.epochs}: loss {record['train_loss']:.4f}, val top-1 "
                 f"{result['val_top1_error']:.2f}% top-5 {result['val_top5_error']:.2f}% "
-                f"(Q={q}, {result['val_images']} images), lr {schedule.lr:.1e}"
+                f"(Q={q}, {result['val_images']} images), lr {schedule.lr_at(step):.1e}"
                 + (f", {skips.count} files skipped" if skips.count else "")
                 + (
                     f" -> lr / 10 after {cfg.patience} epochs without improvement"

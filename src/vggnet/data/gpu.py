@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from vggnet.data.images import EXIF_ORIENTATION, MAX_PIXELS, TRANSPOSED, BadImage, decode_image
 from vggnet.data.loader import Batch, Skipped, TrainSet, batch_loader, split_skipped
 from vggnet.data.sampler import GlobalBatchSampler
-from vggnet.data.transforms import CropParams, TrainTransform, apply_crop, draw_crop
+from vggnet.data.transforms import CropParams, TrainTransform, apply_crop
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -90,23 +90,27 @@ class EncodedTrainSet(TrainSet):
     def __getitem__(self, key: tuple[int, int]) -> Encoded | Skipped:
         epoch, index = key
         path = Path(self.source.name(index))
-        rng, scale = self.transform.draw_scale(index, epoch)
-        crop, flip = self.transform.crop, self.transform.flip
+        [draw] = self.transform.draws(epoch, [index])
+        crop = self.transform.crop
         try:
             fmt, full, orientation = jpeg_header(path)
             data = None
             cpu_crop = None
             if fmt == "JPEG":
                 data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
-                params = draw_crop(rng, scale, full, crop, 3, flip)
+                params = draw.crop_params(full, crop, 3)
             else:
-                image, full = decode_image(path, "RGB", scale)
-                params = draw_crop(rng, scale, full, crop, 3, flip)
+                image, full = decode_image(path, "RGB", draw.scale)
+                params = draw.crop_params(full, crop, 3)
                 cpu_crop = apply_crop(image, full, params, crop).contiguous()
         except BadImage as err:
             return Skipped(str(path), str(err))
         label = int(self.source.labels[index])
         return Encoded(data, cpu_crop, orientation, full, params, label, index, str(path))
+
+    def __getitems__(self, keys: list[tuple[int, int]]) -> list:
+        """Item by item: the decoding, which a batch could share, happens on the device."""
+        return [self[key] for key in keys]
 
 
 def collate_encoded(items: list) -> EncodedBatch:

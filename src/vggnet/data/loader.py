@@ -90,6 +90,23 @@ class TrainSet(Dataset):
             return Skipped(self.source.name(index), str(err))
         return image, int(self.source.labels[index]), params.alpha, index
 
+    def __getitems__(self, keys: list[tuple[int, int]]) -> list:
+        """A whole batch at once (the DataLoader's fast path): same items as ``__getitem__``."""
+        by_epoch: dict[int, list[int]] = {}
+        for slot, (epoch, _) in enumerate(keys):
+            by_epoch.setdefault(epoch, []).append(slot)
+        items: list = [None] * len(keys)
+        for epoch, slots in by_epoch.items():
+            indices = [keys[s][1] for s in slots]
+            views = self.transform.batch(self.source, epoch, indices)
+            for slot, index, view in zip(slots, indices, views, strict=True):
+                if isinstance(view, BadImage):
+                    items[slot] = Skipped(self.source.name(index), str(view))
+                else:
+                    image, params = view
+                    items[slot] = (image, int(self.source.labels[index]), params.alpha, index)
+        return items
+
 
 def split_skipped(items: list) -> tuple[list, list[Skipped]]:
     """(usable items, unusable files) of a list a dataset returned."""
@@ -171,6 +188,26 @@ class RescaledSet(Dataset):
         except BadImage as err:
             return Skipped(self.source.name(index), str(err))
         return [rescale(image, q) for q in self.scales], int(self.source.labels[index]), index
+
+    def __getitems__(self, positions: list[int]) -> list:
+        """A whole batch at once: images of one size are rescaled together, once per Q."""
+        items: list = [None] * len(positions)
+        groups: dict[tuple, list[tuple[int, int, torch.Tensor]]] = {}
+        for slot, i in enumerate(positions):
+            index = self.indices[i]
+            try:
+                image, _ = self.source.read(index, min_short_side=min(self.scales))
+            except BadImage as err:
+                items[slot] = Skipped(self.source.name(index), str(err))
+                continue
+            groups.setdefault(tuple(image.shape), []).append((slot, index, image))
+        for members in groups.values():
+            stacked = torch.stack([image for _, _, image in members])
+            views = [rescale(stacked, q) for q in self.scales]
+            for k, (slot, index, _) in enumerate(members):
+                label = int(self.source.labels[index])
+                items[slot] = [v[k] for v in views], label, index
+        return items
 
 
 def center_collate(crop: int):

@@ -16,11 +16,40 @@ import torchvision.transforms.v2.functional as TF
 from torch import nn
 
 from vggnet.data.geometry import Scale, center_offset, grid_offsets, rescaled_size
+from vggnet.data.images import BadImage
 from vggnet.preprocessing import Preprocessing
 
 # Krizhevsky et al.'s colour shift: alpha ~ N(0, 0.1) per principal component.
 LIGHTING_STD = 0.1
 AUGMENT_STREAM = 2  # keeps per-image streams apart from the sampler's
+MAX_CHANNELS = 3
+# Uniforms drawn per image: scale, left, top, flip, then two per colour-shift normal.
+SLOTS = 4 + 2 * MAX_CHANNELS
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: a bijection of uint64 whose outputs look independent."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def counter_uniforms(seed: int, epoch: int, indices: np.ndarray, count: int) -> np.ndarray:
+    """(len(indices), count) uniforms in (0, 1), each a pure function of (seed, epoch, index, slot).
+
+    A counter-based generator: one vectorised hash per batch instead of a seeded
+    generator per image, and the same numbers whichever worker or process asks.
+    """
+    key = np.zeros(1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for part in (AUGMENT_STREAM, seed, epoch):
+            key = _mix(key + np.uint64(part % 2**64) * _GAMMA)
+        counters = np.asarray(indices, dtype=np.uint64)[:, None] * np.uint64(count)
+        counters = counters + np.arange(count, dtype=np.uint64)
+        bits = _mix(key + (counters + np.uint64(1)) * _GAMMA)
+    return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
 
 
 @dataclass(frozen=True)
@@ -34,13 +63,38 @@ class CropParams:
     alpha: tuple[float, ...]
 
 
-def image_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
-    """The random stream of one image in one epoch."""
-    return np.random.default_rng((AUGMENT_STREAM, seed, epoch, index))
+@dataclass(frozen=True)
+class Draw:
+    """One image's random draws before its size is known: S, crop position as fractions, flip, alpha."""
+
+    scale: int
+    left: float
+    top: float
+    flip: bool
+    alpha: tuple[float, ...]
+
+    def crop_params(self, full_size: tuple[int, int], crop: int, channels: int) -> CropParams:
+        """The crop of an image of ``full_size`` (width, height) once rescaled to ``self.scale``."""
+        width, height = rescaled_size(*full_size, self.scale)
+        left = min(int(self.left * (width - crop + 1)), width - crop)
+        top = min(int(self.top * (height - crop + 1)), height - crop)
+        return CropParams(self.scale, left, top, self.flip, self.alpha[:channels])
+
+
+def draws(seed: int, epoch: int, indices, smin: int, smax: int, flip: bool = True) -> list[Draw]:
+    """The draws of images ``indices`` in ``epoch``: S ~ U{smin..smax}, uniform crop, fair flip."""
+    u = counter_uniforms(seed, epoch, np.asarray(indices), SLOTS)
+    scales = smin + np.minimum((u[:, 0] * (smax - smin + 1)).astype(np.int64), smax - smin)
+    radius = np.sqrt(-2.0 * np.log(u[:, 4 : 4 + MAX_CHANNELS]))
+    alpha = LIGHTING_STD * radius * np.cos(2 * np.pi * u[:, 4 + MAX_CHANNELS :])
+    return [
+        Draw(int(s), float(a), float(b), bool(f < 0.5) and flip, tuple(c.tolist()))
+        for s, a, b, f, c in zip(scales, u[:, 1], u[:, 2], u[:, 3], alpha, strict=True)
+    ]
 
 
 def resize_short_side(image: torch.Tensor, full_size: tuple[int, int], short: int) -> torch.Tensor:
-    """Rescale a (C, H, W) uint8 image isotropically so the short side of its full size is ``short``.
+    """Rescale a (..., C, H, W) uint8 image isotropically so the short side of its full size is ``short``.
 
     ``image`` may be a reduced-size decode of an image of ``full_size``; the output size
     is computed from the full size, so it does not depend on the decoding shortcut.
@@ -51,42 +105,24 @@ def resize_short_side(image: torch.Tensor, full_size: tuple[int, int], short: in
     return TF.resize(image, [height, width], antialias=True)
 
 
-def draw_crop(
-    rng: np.random.Generator,
-    scale: int,
-    full_size: tuple[int, int],
-    crop: int,
-    channels: int,
-    flip: bool = True,
-) -> CropParams:
-    """The crop position, flip and colour-shift draws for an image of ``full_size`` at ``scale``."""
-    width, height = rescaled_size(*full_size, scale)
-    left = int(rng.integers(0, width - crop + 1))
-    top = int(rng.integers(0, height - crop + 1))
-    mirrored = bool(rng.random() < 0.5) and flip
-    alpha = tuple(float(a) for a in rng.normal(0.0, LIGHTING_STD, channels))
-    return CropParams(scale, left, top, mirrored, alpha)
+def cut_crop(rescaled: torch.Tensor, params: CropParams, crop: int) -> torch.Tensor:
+    """The ``crop`` square of an already rescaled image, mirrored if drawn."""
+    out = rescaled[..., params.top : params.top + crop, params.left : params.left + crop]
+    return out.flip(-1) if params.flip else out
 
 
 def apply_crop(
     image: torch.Tensor, full_size: tuple[int, int], params: CropParams, crop: int
 ) -> torch.Tensor:
     """Rescale (short side ``params.scale``), cut the ``crop`` square, mirror: on any device."""
-    rescaled = resize_short_side(image, full_size, params.scale)
-    out = rescaled[:, params.top : params.top + crop, params.left : params.left + crop]
-    return out.flip(-1) if params.flip else out
+    return cut_crop(resize_short_side(image, full_size, params.scale), params, crop)
 
 
 def random_crop(
-    image: torch.Tensor,
-    full_size: tuple[int, int],
-    rng: np.random.Generator,
-    scale: int,
-    crop: int,
-    flip: bool = True,
+    image: torch.Tensor, full_size: tuple[int, int], draw: Draw, crop: int
 ) -> tuple[torch.Tensor, CropParams]:
-    """Rescale isotropically so the short side is ``scale``, take a random ``crop`` square, flip."""
-    params = draw_crop(rng, scale, full_size, crop, image.shape[0], flip)
+    """Rescale isotropically so the short side is ``draw.scale``, cut the drawn ``crop`` square, flip."""
+    params = draw.crop_params(full_size, crop, image.shape[0])
     return apply_crop(image, full_size, params, crop), params
 
 
@@ -99,20 +135,42 @@ class TrainTransform:
     seed: int = 0
     flip: bool = True
 
-    def draw_scale(self, index: int, epoch: int) -> tuple[np.random.Generator, int]:
-        """The image's random stream and its training scale S (the first draw)."""
-        rng = image_rng(self.seed, epoch, index)
-        return rng, int(rng.integers(self.scale.smin, self.scale.smax + 1))
+    def draws(self, epoch: int, indices) -> list[Draw]:
+        """The random draws of images ``indices`` in ``epoch``."""
+        return draws(self.seed, epoch, indices, self.scale.smin, self.scale.smax, self.flip)
 
     def __call__(self, source, index: int, epoch: int) -> tuple[torch.Tensor, CropParams]:
         """(uint8 crop (C, crop, crop), its parameters) for image ``index`` of ``source``."""
-        rng, s = self.draw_scale(index, epoch)
-        image, full = source.read(index, min_short_side=s)
-        return random_crop(image, full, rng, s, self.crop, self.flip)
+        [draw] = self.draws(epoch, [index])
+        image, full = source.read(index, min_short_side=draw.scale)
+        return random_crop(image, full, draw, self.crop)
+
+    def batch(self, source, epoch: int, indices: list[int]) -> list:
+        """``self(source, i, epoch)`` for each i, a ``BadImage`` where reading fails.
+
+        Images that share a decoded size, full size and scale (every image of a
+        fixed-size dataset) are rescaled together in one call.
+        """
+        out: list = [None] * len(indices)
+        groups: dict[tuple, list[tuple[int, torch.Tensor, CropParams]]] = {}
+        for slot, (index, draw) in enumerate(zip(indices, self.draws(epoch, indices), strict=True)):
+            try:
+                image, full = source.read(index, min_short_side=draw.scale)
+            except BadImage as err:
+                out[slot] = err
+                continue
+            params = draw.crop_params(full, self.crop, image.shape[0])
+            key = (tuple(image.shape), tuple(full), draw.scale)
+            groups.setdefault(key, []).append((slot, image, params))
+        for (_, full, scale), members in groups.items():
+            rescaled = resize_short_side(torch.stack([m[1] for m in members]), full, scale)
+            for (slot, _, params), image in zip(members, rescaled, strict=True):
+                out[slot] = (cut_crop(image, params, self.crop), params)
+        return out
 
 
 def rescale(image: torch.Tensor, short: int) -> torch.Tensor:
-    """The whole (C, H, W) image rescaled isotropically to smallest side ``short`` (test scale Q)."""
+    """The whole (..., C, H, W) image rescaled isotropically to smallest side ``short`` (test scale Q)."""
     return resize_short_side(image, (image.shape[-1], image.shape[-2]), short)
 
 
