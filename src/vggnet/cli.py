@@ -267,7 +267,7 @@ def add_eval_parsers(sub) -> None:
     m = sub.add_parser("demo", help="train and evaluate a VGG on Fashion-MNIST (the main job)")
     m.add_argument("--out", default="runs/demo", help="where the run, results.json and samples go")
     m.add_argument("--data", default="fashion-mnist", help="fashion-mnist or fashion-mnist:FOLDER")
-    m.add_argument("--epochs", type=_at_least(1), default=8)
+    m.add_argument("--epochs", type=_at_least(1), help="training epochs (default 8)")
     m.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
 
     r = sub.add_parser("reproduce", help="the paper's experiment grid (Tables 3-6), resumable")

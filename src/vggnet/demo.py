@@ -3,8 +3,11 @@ paper's protocols (centre crop, dense, multi-crop, multi-scale, flips) and print
 
 The paper's recipe, scaled to 28x28 images: crop 32 is the analogue of 224, so the
 training scale S = 37 is the analogue of S = 256 (256 / 224 x 32 = 36.6), and Table 4's
-test scales {S - 32, S, S + 32} become {32, 37, 42}. Net A at a quarter of the width
-with batch norm keeps a run within minutes on two CPU cores.
+test scales {S - 32, S, S + 32} become {32, 37, 42}. Net B at a quarter of the width
+with batch norm keeps a run within minutes on two CPU cores. Two changes fit the
+fixed budget (docs/RESULTS.md has the runs that chose them): the learning rate
+falls linearly to zero over the run instead of waiting for plateaus, and there is
+no dropout, since a net trained for a few epochs underfits rather than overfits.
 """
 
 from __future__ import annotations
@@ -29,15 +32,18 @@ DEMO_CROP = 32
 DEMO_SCALES = training_scales(DEMO_CROP)  # S1 = 37, the grid's analogue of S = 256
 DEMO_SCALE = DEMO_SCALES.s1
 DEMO_TEST_SCALES = DEMO_SCALES.multi_q("S1")  # [32, 37, 42]
+DEMO_EPOCHS = 8
 DEMO_TRAIN = {
-    "config": "A",
+    "config": "B",
     "scale": str(DEMO_SCALE),
     "crop": DEMO_CROP,
     "width": 0.25,
     "fc_width": 256,
     "batch_size": 128,
     "lr": 0.05,
-    "patience": 1,
+    "schedule": "linear",
+    "warmup": 0.5,
+    "dropout": 0.0,
     **RECIPE,
 }
 
@@ -58,12 +64,13 @@ def sample_images(source, folder: Path, count: int = 3) -> list[Path]:
 def run_demo(
     out: str | os.PathLike = "runs/demo",
     data: str = "fashion-mnist",
-    epochs: int = 8,
+    epochs: int | None = None,
     device: str | None = None,
     workers: int = 0,
 ) -> list[dict]:
     """Train (or finish training) the demo net, evaluate it with each protocol, write results.json."""
     out = Path(out)
+    epochs = epochs or DEMO_EPOCHS
     run = out / "train"
     device = device or default_device()
     given = {**DEMO_TRAIN, "data": data, "out": str(run), "epochs": epochs, "device": device}
