@@ -40,7 +40,7 @@ DEMO_TRAIN = {
     "width": 0.25,
     "fc_width": 256,
     "batch_size": 128,
-    "lr": 0.05,
+    "lr": 0.1,
     "schedule": "linear",
     "warmup": 0.5,
     "dropout": 0.0,
