@@ -2,11 +2,14 @@
 
 import json
 
+import pytest
+
 from tests.test_data_sources import write_fashion
-from vggnet.demo import run_demo
+from vggnet import VGGError
+from vggnet.demo import DEMO_TRAIN, run_demo
 
 
-def test_demo_trains_evaluates_and_reruns(tmp_path, capsys):
+def test_demo_trains_evaluates_and_reruns(tmp_path, capsys, monkeypatch):
     (tmp_path / "fm").mkdir()
     write_fashion(tmp_path / "fm", n_train=256, n_test=40)
     data = f"fashion-mnist:{tmp_path / 'fm'}"
@@ -30,3 +33,7 @@ def test_demo_trains_evaluates_and_reruns(tmp_path, capsys):
     )
     again = run_demo(tmp_path / "demo", data, epochs=1, device="cpu")  # idempotent: no new training
     assert [r["top1_error"] for r in again] == [r["top1_error"] for r in rows]
+    # A demo folder of an earlier recipe is not silently finished with its old settings.
+    monkeypatch.setitem(DEMO_TRAIN, "lr", 0.5)
+    with pytest.raises(VGGError, match=r"another recipe \(lr=0.1\): remove .*demo to train"):
+        run_demo(tmp_path / "demo", data, epochs=1, device="cpu")

@@ -20,9 +20,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vggnet.checkpoint import load_checkpoint
+from vggnet.checkpoint import load_checkpoint, read_checkpoint
 from vggnet.data import open_source
 from vggnet.devices import default_device
+from vggnet.errors import VGGError
 from vggnet.evaluate import Protocol, format_results, prepare, result_row, score_images
 from vggnet.reproduce.grid import RECIPE, training_scales
 from vggnet.serialization import atomic_write_text
@@ -61,6 +62,18 @@ def sample_images(source, folder: Path, count: int = 3) -> list[Path]:
     return paths
 
 
+def check_same_recipe(run: Path, recipe: dict, out: Path) -> None:
+    """Refuse to finish a run that an earlier version of the demo started with other settings."""
+    stored = read_checkpoint(run / "last.ckpt")["train_state"]["config"]
+    changed = [k for k, v in recipe.items() if stored.get(k) != v]
+    if changed:
+        was = ", ".join(f"{k}={stored.get(k)!r}" for k in changed)
+        raise VGGError(
+            f"{run} holds a demo trained with another recipe ({was}): "
+            f"remove {out} to train the current one, or pass another --out"
+        )
+
+
 def run_demo(
     out: str | os.PathLike = "runs/demo",
     data: str = "fashion-mnist",
@@ -75,6 +88,7 @@ def run_demo(
     device = device or default_device()
     given = {**DEMO_TRAIN, "data": data, "out": str(run), "epochs": epochs, "device": device}
     if (run / "last.ckpt").exists():  # an earlier demo: finish it if needed, then evaluate again
+        check_same_recipe(run, {**DEMO_TRAIN, "data": data}, out)
         train({"out": str(run), "epochs": epochs}, resume=True)
     else:
         train(given)
