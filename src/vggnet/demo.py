@@ -64,7 +64,7 @@ def sample_images(source, folder: Path, count: int = 3) -> list[Path]:
 
 def check_same_recipe(run: Path, recipe: dict, out: Path) -> None:
     """Refuse to finish a run that an earlier version of the demo started with other settings."""
-    stored = read_checkpoint(run / "last.ckpt")["train_state"]["config"]
+    stored = (read_checkpoint(run / "last.ckpt").get("train_state") or {}).get("config", {})
     changed = [k for k, v in recipe.items() if stored.get(k) != v]
     if changed:
         was = ", ".join(f"{k}={stored.get(k)!r}" for k in changed)
