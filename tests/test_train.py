@@ -49,7 +49,8 @@ def test_a_tiny_net_learns(tmp_path, run_cli):
 @pytest.mark.parametrize("schedule", ["plateau", "linear"])
 def test_resume_is_bit_identical(tmp_path, run_cli, schedule):
     """8 steps straight == 3 steps, stop, resume to 8 (crossing an epoch end and validation)."""
-    common = ("--dropout", "0.5", "--epochs", "5", "--schedule", schedule, "--warmup", "0.5")
+    warmup = ("--warmup", "0.5") if schedule == "linear" else ()
+    common = ("--dropout", "0.5", "--epochs", "5", "--schedule", schedule, *warmup)
     assert run_cli(*train_args(tmp_path / "straight", *common, "--max-steps", "8"))[0] == 0
     assert run_cli(*train_args(tmp_path / "split", *common, "--max-steps", "3"))[0] == 0
     _, train3 = state(tmp_path / "split" / "last.ckpt")
@@ -152,6 +153,8 @@ def test_config_checks():
         check_config(TrainConfig("A", DATA, "x", schedule="cosine").resolved(), Dist(), cpu)
     with pytest.raises(VGGError, match="--warmup must be >= 0 epochs, got -1"):
         check_config(TrainConfig("A", DATA, "x", warmup=-1).resolved(), Dist(), cpu)
+    with pytest.raises(VGGError, match=r"--warmup 1\.0 applies to --schedule linear only"):
+        check_config(TrainConfig("A", DATA, "x", warmup=1.0).resolved(), Dist(), cpu)
     check_config(cfg, Dist(), cpu)
 
 

@@ -178,6 +178,10 @@ def check_config(cfg: TrainConfig, d: Dist, device: torch.device) -> None:
         raise VGGError(f"--schedule {cfg.schedule}: choose {' or '.join(SCHEDULES)}")
     if not cfg.warmup >= 0:
         raise VGGError(f"--warmup must be >= 0 epochs, got {cfg.warmup}")
+    if cfg.warmup and cfg.schedule != "linear":
+        raise VGGError(
+            f"--warmup {cfg.warmup} applies to --schedule linear only: add it, or drop --warmup"
+        )
     if cfg.normalize not in ("paper", "standard"):
         raise VGGError(f"--normalize {cfg.normalize}: choose paper or standard")
     check_precision(cfg.precision, device)
