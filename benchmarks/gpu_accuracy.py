@@ -1,18 +1,27 @@
 """Issue 6's accuracy runs on a GPU, in one go (the device is scarce: run once, record).
 
-    PYTHONPATH=src python benchmarks/gpu_accuracy.py --data fashion-mnist:FOLDER --out DIR
+    PYTHONPATH=src python benchmarks/gpu_accuracy.py --data fashion-mnist:FOLDER \
+        --out /dev/shm/acc --report $OUT --deadline-s 540
     python benchmarks/gpu_accuracy.py --smoke --out DIR        # the same code path, tiny, on a CPU
 
-Trains the nets of ``NETS`` on Fashion-MNIST one after the other. Each gets an equal share
-of ``--budget-s``: a 40-step calibration run measures its images/s, and its number of
-epochs is what fits the share, so the linear schedule ends exactly where the time does.
-Then every net is scored with the demo's protocols at Q = 37 (centre, dense, multi-crop,
-dense + multi-crop; 3x3 grid, flips) and so is the ensemble of all of them. Writes
-DIR/accuracy.json (settings, per-epoch curves, results) and prints a readable log.
+Trains the nets of ``NETS`` on Fashion-MNIST one after the other, each sized to finish
+by ``--deadline-s`` (seconds from the start): a net's share is the time left (less a
+reserve for scoring) over the nets left; a short calibration run measures its steady
+images/s, and its number of epochs is what fits the share, so the linear schedule ends
+where the time does. The first net's actual epoch overhead (validation, checkpoints)
+corrects the estimate for the next ones.
+
+Each net is scored from its ``last.ckpt`` (the end of its schedule: Fashion-MNIST's
+validation split is its test set, so picking the best epoch would select on the test
+set) right after training, with the paper's protocols at Table 4's Q set: centre, dense,
+multi-crop (3x3 grid, flips) and dense + multi-crop, at Q = S and at all three Q. Then
+the ensemble of all nets. DIR/accuracy.json and accuracy.log (and the same two files in
+``--report``) are rewritten after every net, so a run cut short keeps what it finished.
 
 The device machine cannot download: carry the four IDX files, e.g. copy
 /usr/share/datasets/fashion-mnist to runs/fashion-mnist (ignored by git) and pass
 ``carry=["runs/fashion-mnist"]`` with ``--data fashion-mnist:runs/fashion-mnist``.
+Checkpoints are large: put ``--out`` on /dev/shm there and ``--report`` in $OUT.
 """
 
 from __future__ import annotations
@@ -22,77 +31,142 @@ import json
 import math
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from vggnet.bench.common import machine
-from vggnet.evaluate import Protocol, evaluate_checkpoints, merge_scores, result_row
+from vggnet.evaluate import Protocol, Scores, evaluate_checkpoints, merge_scores, result_row
+from vggnet.metrics import read_metrics
 from vggnet.reproduce.grid import RECIPE, training_scales
 from vggnet.train import train
 
-SCALES = training_scales(32)
+S1 = training_scales(32).s1  # 37
 COMMON = {
-    "scale": str(SCALES.s1),
     "crop": 32,
-    "batch_size": 128,
-    "lr": 0.05,
+    "batch_size": 256,
+    "lr": 0.1,
     "schedule": "linear",
     "warmup": 1.0,
+    "fc_width": 1024,
+    "width": 1.0,
+    "dropout": 0.5,
     **RECIPE,
 }
-# Full-width nets (the paper's channels) with a 1024-wide head; dropout as the paper's
-# and without (the CPU runs of docs/RESULTS.md found short runs underfit).
+# Full-width nets (the paper's channels) with a 1024-wide head and the paper's dropout.
+# The jittered net trains over S in [32, 42] (Table 4's Q set of the S1 nets).
 NETS = {
-    "D-w1": {"config": "D", "width": 1.0, "fc_width": 1024, "dropout": 0.5},
-    "E-w1": {"config": "E", "width": 1.0, "fc_width": 1024, "dropout": 0.5},
-    "D-w1-nodrop": {"config": "D", "width": 1.0, "fc_width": 1024, "dropout": 0.0},
-    "C-w1": {"config": "C", "width": 1.0, "fc_width": 1024, "dropout": 0.5},
+    "D": {"config": "D", "scale": str(S1)},
+    "E": {"config": "E", "scale": str(S1)},
+    "D-jittered": {"config": "D", "scale": f"{S1 - 5}:{S1 + 5}"},
+    # Twice the images per step: the H200 run of 2026-11-26 was bound by per-step overhead.
+    "D-b512": {"config": "D", "scale": str(S1), "batch_size": 512, "lr": 0.2, "warmup": 2.0},
 }
 SMOKE = {"width": 0.125, "fc_width": 32, "batch_size": 16}
-CALIBRATION_STEPS = 40
-TRAIN_SHARE = 0.8  # of a net's time: the rest is validation after each epoch and scoring
+CALIBRATION_STEPS = 60  # the rate is measured over the second half
+EPOCH_OVERHEAD_S = 1.3  # validation and checkpoints after each epoch (H200, 2026-11-26)
+SCORE_RESERVE_S = 25.0  # per net, for scoring it
+ENSEMBLE_RESERVE_S = 15.0
 
 
-def images_per_s(run: Path) -> float:
-    """The training rate of a run's last logged step."""
-    steps = [json.loads(line) for line in (run / "metrics.jsonl").open()]
-    return [r for r in steps if r["kind"] == "step"][-1]["images_per_s"]
+def steady_images_per_s(run: Path, batch_size: int) -> float:
+    """The training rate between the middle and the end of a calibration run.
+
+    Step records hold the rate since the epoch began, so two of the first epoch's give
+    the time between them; the first steps (autotuning, workers starting) are left out.
+    """
+    steps = [r for r in read_metrics(run) if r["kind"] == "step" and r["epoch"] == 1]
+    first, last = steps[len(steps) // 2], steps[-1]
+
+    def elapsed(record: dict) -> float:
+        return record["step"] * batch_size / record["images_per_s"]
+
+    span = elapsed(last) - elapsed(first)
+    if span <= 0:
+        return last["images_per_s"]
+    return (last["step"] - first["step"]) * batch_size / span
+
+
+def score(
+    checkpoint: str, name: str, data: str, device: str
+) -> Iterator[tuple[list[dict], Scores]]:
+    """Centre, dense, multi-crop and both at Q = S1; then the last three at the net's Q set.
+
+    Yields the rows of each pass as it ends (the second pass costs three times the first).
+    """
+    evaluate = dict(data=data, device=device, batch_size=512, workers=0)
+    centre = evaluate_checkpoints([checkpoint], protocol=Protocol("center", [S1]), **evaluate)
+    protocol = Protocol("dense+multi-crop", [S1], flip=True, grid=3)
+    single = evaluate_checkpoints([checkpoint], protocol=protocol, **evaluate)
+    rows = [result_row(centre, "center"), *rows_of(single, ([S1],))]
+    yield [{"net": name, **row} for row in rows], single
+    protocol = Protocol("dense+multi-crop", None, flip=True, grid=3)
+    full = evaluate_checkpoints([checkpoint], protocol=protocol, **evaluate)
+    yield [{"net": name, **row} for row in rows_of(full, (None,))], full
+
+
+def rows_of(scores: Scores, scale_sets: tuple = ([S1], None)) -> list[dict]:
+    """Dense, multi-crop and dense + multi-crop at each scale set (None: every scale scored)."""
+    return [
+        result_row(scores, method, parts=parts, scales=q)
+        for q in scale_sets
+        for parts, method in (
+            (("dense",), "dense"),
+            (("multi-crop",), "multi-crop"),
+            (None, "dense+multi-crop"),
+        )
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="fashion-mnist")
     parser.add_argument("--out", default="runs/gpu-accuracy")
-    parser.add_argument("--budget-s", type=float, default=420.0, help="training time, all nets")
+    parser.add_argument("--report", default=None, help="also write the json and log here")
+    parser.add_argument("--deadline-s", type=float, default=540.0, help="all of it, from start")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--workers", type=int, default=12)
     parser.add_argument("--nets", default=",".join(NETS), help="names from NETS, comma-separated")
     parser.add_argument("--smoke", action="store_true", help="tiny nets, synthetic data, CPU")
     args = parser.parse_args()
+    started = time.perf_counter()
+    deadline = started + args.deadline_s
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
+    reports = [out] + ([Path(args.report)] if args.report else [])
     names = args.nets.split(",")
     cuda = args.device.startswith("cuda")
     data = "synthetic:classes=4,train=320,val=16,size=28" if args.smoke else args.data
     n_train = 320 if args.smoke else 60000
-    share = args.budget_s / len(names)
     log_lines: list[str] = []
+    report: dict = {
+        "machine": machine(torch.device(args.device)),
+        "common": COMMON,
+        "deadline_s": args.deadline_s,
+        "nets": {},
+        "results": [],
+    }
 
     def log(line: str) -> None:
         print(line, flush=True)
         log_lines.append(line)
 
-    report: dict = {
-        "machine": machine(torch.device(args.device)),
-        "common": COMMON,
-        "budget_s": args.budget_s,
-        "nets": {},
-    }
-    log(f"{report['machine']}; {len(names)} nets, {share:.0f} s each")
-    checkpoints = []
-    for name in names:
+    def write_report() -> None:
+        report["seconds"] = time.perf_counter() - started
+        for folder in reports:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "accuracy.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+            (folder / "accuracy.log").write_text("\n".join(log_lines) + "\n")
+
+    log(f"{report['machine']}; nets {', '.join(names)}; deadline {args.deadline_s:.0f} s")
+    overhead = 0.0 if args.smoke else EPOCH_OVERHEAD_S
+    checkpoints, trained, per_net = [], [], []
+    for i, name in enumerate(names):
+        left = len(names) - i
+        share = (
+            deadline - time.perf_counter() - SCORE_RESERVE_S * left - ENSEMBLE_RESERVE_S
+        ) / left
         settings = {
             **COMMON,
             **NETS[name],
@@ -102,65 +176,65 @@ def main() -> None:
             "precision": "bf16" if cuda else "fp32",
             "workers": args.workers if cuda else 0,
         }
+        torch.backends.cudnn.benchmark = cuda  # training's shapes are fixed: autotune them
+        tick = time.perf_counter()
         probe = out / f"{name}-calibration"
         shutil.rmtree(probe, ignore_errors=True)
-        train({**settings, "out": str(probe), "epochs": 1000, "max_steps": CALIBRATION_STEPS})
-        rate = images_per_s(probe)
-        epochs = max(1, math.floor(share * TRAIN_SHARE * rate / n_train))
+        train(
+            {**settings, "out": str(probe), "epochs": 1000, "max_steps": CALIBRATION_STEPS}
+            | {"log_every": 5}
+        )
+        rate = steady_images_per_s(probe, settings["batch_size"])
+        shutil.rmtree(probe, ignore_errors=True)
+        train_budget = share - (time.perf_counter() - tick)
+        epochs = max(1, math.floor(train_budget / (n_train / rate + overhead)))
         run = out / name
         shutil.rmtree(run, ignore_errors=True)
         tick = time.perf_counter()
         summary = train({**settings, "out": str(run), "epochs": epochs})
         seconds = time.perf_counter() - tick
-        curve = [
-            round(r["val_top1_error"], 2)
-            for r in map(json.loads, (run / "metrics.jsonl").open())
-            if r["kind"] == "epoch"
-        ]
+        overhead = max(overhead, (seconds - epochs * n_train / rate) / epochs)  # as measured
+        curve = [round(r["val_top1_error"], 2) for r in read_metrics(run) if r["kind"] == "epoch"]
         log(
-            f"{name}: {rate:.0f} img/s (calibration) -> {epochs} epochs in {seconds:.0f} s; "
-            f"centre val error by epoch {curve}"
+            f"{name}: {rate:.0f} img/s steady -> {epochs} epochs in {seconds:.0f} s "
+            f"(share {share:.0f} s); centre val error by epoch {curve}"
         )
         report["nets"][name] = {
             "settings": settings,
-            "calibration_images_per_s": rate,
+            "steady_images_per_s": rate,
             "epochs": epochs,
             "train_seconds": seconds,
             "val_top1_error_by_epoch": curve,
             "best_val_top1_error": summary["best_val_top1_error"],
         }
-        checkpoints.append(str(run / "best.ckpt"))
+        checkpoints.append(str(run / "last.ckpt"))
+        trained.append(name)
+        write_report()
+        # Scoring meets many shapes (scales, last batches): autotuning each costs more than it saves.
+        torch.backends.cudnn.benchmark = False
+        for rows, scores in score(checkpoints[-1], name, data, args.device):
+            per_net_scores = scores
+            report["results"] += rows
+            for row in rows:
+                log(format_row(row))
+            write_report()
+        per_net.append(per_net_scores)
 
-    q = SCALES.s1
-    both = Protocol("dense+multi-crop", [q], flip=True, grid=3)
-    center = Protocol("center", [q])
-    evaluate = dict(data=data, device=args.device, batch_size=512, workers=0)
-    rows, multi = [], []
-    for name, checkpoint in zip(names, checkpoints, strict=True):
-        c = evaluate_checkpoints([checkpoint], protocol=center, **evaluate)
-        s = evaluate_checkpoints([checkpoint], protocol=both, **evaluate)
-        multi.append(s)
-        for row in (
-            result_row(c, "center"),
-            result_row(s, "dense", parts=("dense",)),
-            result_row(s, "multi-crop", parts=("multi-crop",)),
-            result_row(s, "dense+multi-crop"),
-        ):
-            rows.append({"net": name, **row})
-    if len(multi) > 1:
-        ensemble = merge_scores(multi, checkpoints)
-        for parts, method in ((("multi-crop",), "multi-crop"), (None, "dense+multi-crop")):
-            rows.append({"net": "+".join(names), **result_row(ensemble, method, parts=parts)})
-    for row in rows:
-        log(
-            f"{row['net']:28s} {row['method']:17s} Q={row['scales']}: top-1 error "
-            f"{row['top1_error']:.2f}% (accuracy {100 - row['top1_error']:.2f}%)"
-        )
-    report["results"] = rows
-    report["seconds"] = time.perf_counter() - started
-    log(f"total {report['seconds']:.0f} s")
-    (out / "accuracy.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
-    (out / "accuracy.log").write_text("\n".join(log_lines) + "\n")
+    if len(trained) > 1:
+        net = "+".join(trained)
+        for row in rows_of(merge_scores(per_net, checkpoints)):
+            report["results"].append({"net": net, **row})
+            log(format_row(report["results"][-1]))
+    log(f"total {time.perf_counter() - started:.0f} s")
+    write_report()
+
+
+def format_row(row: dict) -> str:
+    """One readable result line."""
+    return (
+        f"{row['net']:16s} {row['method']:17s} Q={row['scales']}: top-1 error "
+        f"{row['top1_error']:.2f}% (accuracy {100 - row['top1_error']:.2f}%)"
+    )
 
 
 if __name__ == "__main__":
