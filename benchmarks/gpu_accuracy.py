@@ -1,15 +1,18 @@
 """Issue 6's accuracy runs on a GPU, in one go (the device is scarce: run once, record).
 
     PYTHONPATH=src python benchmarks/gpu_accuracy.py --data fashion-mnist:FOLDER \
-        --out /dev/shm/acc --report $OUT --deadline-s 540
+        --out /dev/shm/acc --report $OUT --deadline-s 540 [--nets D-b512,E,D-jittered]
     python benchmarks/gpu_accuracy.py --smoke --out DIR        # the same code path, tiny, on a CPU
+
+Runs so far (H200, 2026-11-26) and their commands: docs/RESULTS.md; raw output in
+docs/gpu-accuracy/.
 
 Trains the nets of ``NETS`` on Fashion-MNIST one after the other, each sized to finish
 by ``--deadline-s`` (seconds from the start): a net's share is the time left (less a
 reserve for scoring) over the nets left; a short calibration run measures its steady
 images/s, and its number of epochs is what fits the share, so the linear schedule ends
-where the time does. The first net's actual epoch overhead (validation, checkpoints)
-corrects the estimate for the next ones.
+where the time does. Each epoch also costs validation and a checkpoint
+(``EPOCH_OVERHEAD_S``, raised to what a finished net measured for the nets after it).
 
 Each net is scored from its ``last.ckpt`` (the end of its schedule: Fashion-MNIST's
 validation split is its test set, so picking the best epoch would select on the test
@@ -60,7 +63,7 @@ NETS = {
     "D": {"config": "D", "scale": str(S1)},
     "E": {"config": "E", "scale": str(S1)},
     "D-jittered": {"config": "D", "scale": f"{S1 - 5}:{S1 + 5}"},
-    # Twice the images per step: the H200 run of 2026-11-26 was bound by per-step overhead.
+    # Twice the images per step: 1.5x the images/s of batch 256 on an H200 (2026-11-26).
     "D-b512": {"config": "D", "scale": str(S1), "batch_size": 512, "lr": 0.2, "warmup": 2.0},
 }
 SMOKE = {"width": 0.125, "fc_width": 32, "batch_size": 16}
@@ -127,7 +130,9 @@ def main() -> None:
     parser.add_argument("--deadline-s", type=float, default=540.0, help="all of it, from start")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--workers", type=int, default=12)
-    parser.add_argument("--nets", default=",".join(NETS), help="names from NETS, comma-separated")
+    parser.add_argument(
+        "--nets", default="D-b512,E,D-jittered", help="names from NETS, comma-separated"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny nets, synthetic data, CPU")
     args = parser.parse_args()
     started = time.perf_counter()

@@ -31,6 +31,10 @@ def test_demo_trains_evaluates_and_reruns(tmp_path, capsys, monkeypatch):
         "vggnet predict --checkpoint" in out
         and len(list((tmp_path / "demo" / "samples").iterdir())) == 3
     )
+    # Scored from the end of the schedule: best.ckpt is picked on the test split.
+    last = tmp_path / "demo" / "train" / "last.ckpt"
+    assert all(r["checkpoints"] == [str(last)] for r in rows) and f"--checkpoint {last}" in out
+    (tmp_path / "demo" / "train" / "best.ckpt").unlink()
     again = run_demo(tmp_path / "demo", data, epochs=1, device="cpu")  # idempotent: no new training
     assert [r["top1_error"] for r in again] == [r["top1_error"] for r in rows]
     # A demo folder of an earlier recipe is not silently finished with its old settings.

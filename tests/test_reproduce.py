@@ -72,6 +72,11 @@ def test_tiny_grid_writes_all_four_tables_figures_and_chains_the_weights(tmp_pat
     assert d_s2["finetune_from"].endswith("D-S1/train/last.ckpt") and d_s2["lr"] == 1e-3
     d_s1 = read_checkpoint(cells / "D-S1" / "train" / "last.ckpt")["train_state"]["config"]
     assert d_s1["init_from"].endswith("A-S1/train/last.ckpt") and d_s1["scale"] == "37"
+    # the budget's recipe: linear schedule from 0.1 with warm-up, no dropout; none when fine-tuning
+    recipe = ("schedule", "lr", "warmup", "dropout")
+    assert [d_s1[k] for k in recipe] == ["linear", 0.1, 0.5, 0.0]
+    assert [d_s2[k] for k in recipe] == ["linear", 1e-3, 0.0, 0.0]
+    assert "the linear schedule (0.5 epochs of warm-up, then down to 0), dropout 0.0" in text
     jitter = load_checkpoint(cells / "E-jitter" / "train" / "last.ckpt")
     assert jitter.train_scale == (37, 73)
 

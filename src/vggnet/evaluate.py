@@ -18,13 +18,12 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader
 
 from vggnet.checkpoint import load_checkpoint
 from vggnet.data import open_source
 from vggnet.data.geometry import Scale, default_test_scales, single_test_scale
 from vggnet.data.images import BadImage, decode_image
-from vggnet.data.loader import RescaledSet, Skipped, collate_views, split_skipped
+from vggnet.data.loader import Skipped, split_skipped, views_loader
 from vggnet.data.sampler import shard_indices
 from vggnet.data.transforms import BatchNormalizer, center_crop, grid_crops, rescale
 from vggnet.devices import autocast, default_device, inference_precision, resolve_device
@@ -295,12 +294,7 @@ def score_images(
     parts = PARTS[protocol.method]
     all_scales = sorted({q for sm in models for q in sm.scales})
     indices = shard_indices(len(source), d.world_size, d.rank)
-    loader = DataLoader(
-        RescaledSet(source, all_scales, indices),
-        batch_size=batch_size,
-        num_workers=workers,
-        collate_fn=collate_views,
-    )
+    loader = views_loader(source, all_scales, indices, batch_size, workers)
     to_model = label_map(classes, source.classes)
     device = next(models[0].model.parameters()).device
     store = [[[[] for _ in parts] for _ in sm.scales] for sm in models]

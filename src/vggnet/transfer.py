@@ -10,9 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
-from vggnet.data.loader import RescaledSet, collate_views, split_skipped
+from vggnet.data.loader import split_skipped, views_loader
 from vggnet.data.transforms import BatchNormalizer
 from vggnet.errors import VGGError
 from vggnet.evaluate import group_by_size
@@ -55,12 +54,7 @@ def dataset_features(
         )
     model = model.eval()
     normalizer = BatchNormalizer(model.preprocessing).to(next(model.parameters()).device)
-    loader = DataLoader(
-        RescaledSet(source, scales),
-        batch_size=batch_size,
-        num_workers=workers,
-        collate_fn=collate_views,
-    )
+    loader = views_loader(source, scales, None, batch_size, workers)
     features, labels = [], []
     with torch.inference_mode():
         for items in loader:

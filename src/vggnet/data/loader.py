@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -135,6 +136,24 @@ def collate(items: list) -> Batch:
     )
 
 
+def freeze_inherited_objects(worker_id: int) -> None:
+    """Worker start: never garbage-collect the objects a forked worker inherited.
+
+    A reference cycle that was garbage in the parent when it forked would otherwise be
+    freed in the worker, and freeing a CUDA tensor there aborts the worker (CUDA cannot
+    be used after a fork): a second ``train`` in one process on a GPU died that way.
+    """
+    gc.freeze()
+
+
+def worker_options(workers: int) -> dict:
+    """DataLoader arguments for forked workers: the parent's garbage freed before they start."""
+    if workers == 0:
+        return {}
+    gc.collect()  # workers fork at the loader's first iteration, right after it is made
+    return {"worker_init_fn": freeze_inherited_objects}
+
+
 def batch_loader(
     dataset: Dataset,
     sampler: GlobalBatchSampler,
@@ -156,6 +175,7 @@ def batch_loader(
         persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,
         generator=torch.Generator(),
+        **worker_options(workers),
     )
 
 
@@ -238,4 +258,18 @@ def center_loader(
         batch_size=batch_size,
         num_workers=workers,
         collate_fn=center_collate(crop),
+        **worker_options(workers),
+    )
+
+
+def views_loader(
+    source, scales: list[int], indices: range | list[int] | None, batch_size: int, workers: int = 0
+) -> DataLoader:
+    """Lists of (views at every Q, label, index) or ``Skipped``: the input of test protocols."""
+    return DataLoader(
+        RescaledSet(source, scales, indices),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=collate_views,
+        **worker_options(workers),
     )

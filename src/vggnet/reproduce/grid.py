@@ -101,18 +101,25 @@ def grid_cells(wanted: list[str] | None = None) -> list[Cell]:
 
 @dataclass(frozen=True)
 class Budget:
-    """How wide and how long: nets from scratch or from A, and fine-tuned nets."""
+    """How wide and how long: nets from scratch or from A, and fine-tuned nets.
+
+    Every net runs the linear schedule (warm-up, then down to 0 at its last epoch) and no
+    dropout: at a few epochs the nets underfit, and the plateau rule has no spare epochs
+    to notice a plateau in (docs/RESULTS.md, the demo's tuning rounds). Fine-tuned nets
+    start at the paper's 1e-3 without warm-up.
+    """
 
     width: float
     fc_width: int
     epochs: int
     finetune_epochs: int
     batch_size: int = 128
-    lr: float = 0.05
-    patience: int = 1
+    lr: float = 0.1
+    warmup: float = 0.5
+    dropout: float = 0.0
 
 
 BUDGETS = {
     "small": Budget(width=0.25, fc_width=256, epochs=4, finetune_epochs=2),
-    "full": Budget(width=0.5, fc_width=512, epochs=16, finetune_epochs=6, patience=2),
+    "full": Budget(width=0.5, fc_width=512, epochs=16, finetune_epochs=6),
 }

@@ -264,8 +264,16 @@ def write_report(out, s, fixed, cells, rows, scales) -> dict:
         f"for [256, 512]; Table 4's test scales: S1 {scales.multi_q('S1')}, S2 "
         f"{scales.multi_q('S2')}, jittered {scales.multi_q('jitter')}. Budget: width "
         f"{budget['width']}, FC width {budget['fc_width']}, {budget['epochs']} epochs from "
-        f"scratch or from A, {budget['finetune_epochs']} when fine-tuning (learning rate 1e-3, "
-        f"as the paper), batch {budget['batch_size']}, batch norm. Initialisation as the paper: "
+        f"scratch or from A at learning rate {budget.get('lr', 0.05)}, "
+        f"{budget['finetune_epochs']} when fine-tuning (learning rate 1e-3, as the paper), "
+        f"batch {budget['batch_size']}, batch norm, "
+        + (
+            f"the linear schedule ({budget['warmup']} epochs of warm-up, then down to 0), "
+            f"dropout {budget['dropout']}. "
+            if "warmup" in budget
+            else "the paper's plateau schedule, dropout 0.5. "
+        )
+        + "Initialisation as the paper: "
         "A from scratch, B-E from A, S2 nets from S1, jittered nets from S2. Every protocol "
         f"averages with flipped images; multi-crop uses a {fixed['grid']}x{fixed['grid']} grid. "
         "Errors are on the data's val (test) split, from each net's last checkpoint. The "

@@ -114,7 +114,9 @@ def train_cell(
             "fc_width": budget.fc_width,
             "batch_size": budget.batch_size,
             "lr": budget.lr,
-            "patience": budget.patience,
+            "schedule": "linear",
+            "warmup": budget.warmup,
+            "dropout": budget.dropout,
             "epochs": budget.epochs,
         }
         if s.device:
@@ -126,6 +128,7 @@ def train_cell(
             given["init_from" if cell.start == "init-from" else "finetune_from"] = source
         if cell.start == "finetune-from":
             given["lr"], given["epochs"] = FINETUNE_LR, budget.finetune_epochs
+            given["warmup"] = 0.0
         print(f"{cell.name}: training ({cell.start}{' ' + cell.source if cell.source else ''})")
         summary = train(given)
     if summary["reason"].startswith("stopped"):
