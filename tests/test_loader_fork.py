@@ -33,7 +33,7 @@ class Witness:
 class CollectingSource:
     """A tiny image source whose every read runs a full garbage collection (in the worker)."""
 
-    classes = ["a", "b"]
+    classes = ("a", "b")
     channels = 1
 
     def __init__(self, n: int = 8):
