@@ -34,12 +34,12 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from vggnet.bench.common import machine
+from vggnet.data import open_source
 from vggnet.evaluate import Protocol, Scores, evaluate_checkpoints, merge_scores, result_row
 from vggnet.metrics import read_metrics
 from vggnet.reproduce.grid import RECIPE, training_scales
@@ -91,29 +91,24 @@ def steady_images_per_s(run: Path, batch_size: int) -> float:
     return (last["step"] - first["step"]) * batch_size / span
 
 
-def score(
-    checkpoint: str, name: str, data: str, device: str
-) -> Iterator[tuple[list[dict], Scores]]:
-    """Centre, dense, multi-crop and both at Q = S1; then the last three at the net's Q set.
+def score(checkpoint: str, name: str, data: str, device: str) -> tuple[list[dict], Scores]:
+    """Centre at Q = S1; dense, multi-crop and both at Q = S1 and at the net's Q set.
 
-    Yields the rows of each pass as it ends (the second pass costs three times the first).
+    One pass over Table 4's Q set gives both: the Q = S1 rows average that scale only.
     """
     evaluate = dict(data=data, device=device, batch_size=512, workers=0)
     centre = evaluate_checkpoints([checkpoint], protocol=Protocol("center", [S1]), **evaluate)
-    protocol = Protocol("dense+multi-crop", [S1], flip=True, grid=3)
-    single = evaluate_checkpoints([checkpoint], protocol=protocol, **evaluate)
-    rows = [result_row(centre, "center"), *rows_of(single, ([S1],))]
-    yield [{"net": name, **row} for row in rows], single
     protocol = Protocol("dense+multi-crop", None, flip=True, grid=3)
-    full = evaluate_checkpoints([checkpoint], protocol=protocol, **evaluate)
-    yield [{"net": name, **row} for row in rows_of(full, (None,))], full
+    scores = evaluate_checkpoints([checkpoint], protocol=protocol, **evaluate)
+    rows = [result_row(centre, "center"), *rows_of(scores)]
+    return [{"net": name, **row} for row in rows], scores
 
 
-def rows_of(scores: Scores, scale_sets: tuple = ([S1], None)) -> list[dict]:
-    """Dense, multi-crop and dense + multi-crop at each scale set (None: every scale scored)."""
+def rows_of(scores: Scores) -> list[dict]:
+    """Dense, multi-crop and dense + multi-crop at Q = S1, then at every scale scored."""
     return [
         result_row(scores, method, parts=parts, scales=q)
-        for q in scale_sets
+        for q in ([S1], None)
         for parts, method in (
             (("dense",), "dense"),
             (("multi-crop",), "multi-crop"),
@@ -141,9 +136,12 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     reports = [out] + ([Path(args.report)] if args.report else [])
     names = args.nets.split(",")
+    unknown = [n for n in names if n not in NETS]
+    if unknown:
+        raise SystemExit(f"gpu_accuracy.py: --nets {unknown[0]}: choose from {', '.join(NETS)}")
     cuda = args.device.startswith("cuda")
     data = "synthetic:classes=4,train=320,val=16,size=28" if args.smoke else args.data
-    n_train = 320 if args.smoke else 60000
+    n_train = len(open_source(data, "train"))
     log_lines: list[str] = []
     report: dict = {
         "machine": machine(torch.device(args.device)),
@@ -217,13 +215,12 @@ def main() -> None:
         write_report()
         # Scoring meets many shapes (scales, last batches): autotuning each costs more than it saves.
         torch.backends.cudnn.benchmark = False
-        for rows, scores in score(checkpoints[-1], name, data, args.device):
-            per_net_scores = scores
-            report["results"] += rows
-            for row in rows:
-                log(format_row(row))
-            write_report()
-        per_net.append(per_net_scores)
+        rows, scores = score(checkpoints[-1], name, data, args.device)
+        per_net.append(scores)
+        report["results"] += rows
+        for row in rows:
+            log(format_row(row))
+        write_report()
 
     if len(trained) > 1:
         net = "+".join(trained)

@@ -56,3 +56,15 @@ def test_steady_rate_leaves_out_the_first_steps(tmp_path):
     ]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     assert load_script().steady_images_per_s(tmp_path, 10) == 300.0
+
+
+def test_an_unknown_net_is_refused_in_one_line(tmp_path):
+    args = ["--smoke", "--out", tmp_path, "--nets", "D,VGG16"]
+    done = subprocess.run(
+        [sys.executable, SCRIPT, *map(str, args)], env=worker_env(), capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert (
+        done.stderr.strip() == "gpu_accuracy.py: --nets VGG16: choose from D, E, D-jittered, D-b512"
+    )
+    assert not (tmp_path / "D").exists()  # refused before any training
