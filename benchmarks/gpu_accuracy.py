@@ -1,7 +1,8 @@
 """Issue 6's accuracy runs on a GPU, in one go (the device is scarce: run once, record).
 
     PYTHONPATH=src python benchmarks/gpu_accuracy.py --data fashion-mnist:FOLDER \
-        --out /dev/shm/acc --report $OUT --deadline-s 540 [--nets D-b512,E,D-jittered]
+        --out /dev/shm/acc --report $OUT --deadline-s 540 [--nets D-b512,E-b512,D-b512-seed1]
+        [--ensemble-with NETS]   # nets an earlier call scored into the same --out
     python benchmarks/gpu_accuracy.py --smoke --out DIR        # the same code path, tiny, on a CPU
 
 Runs so far (H200, 2026-11-26) and their commands: docs/RESULTS.md; raw output in
@@ -9,17 +10,19 @@ docs/gpu-accuracy/.
 
 Trains the nets of ``NETS`` on Fashion-MNIST one after the other, each sized to finish
 by ``--deadline-s`` (seconds from the start): a net's share is the time left (less a
-reserve for scoring) over the nets left; a short calibration run measures its steady
-images/s, and its number of epochs is what fits the share, so the linear schedule ends
-where the time does. Each epoch also costs validation and a checkpoint
-(``EPOCH_OVERHEAD_S``, raised to what a finished net measured for the nets after it).
+reserve for scoring) over the nets left; a two-epoch calibration run measures what its
+second epoch cost (training, validation and checkpoints, from the epoch record), and
+its number of epochs is what fits the share, so the linear schedule ends where the
+time does.
 
 Each net is scored from its ``last.ckpt`` (the end of its schedule: Fashion-MNIST's
 validation split is its test set, so picking the best epoch would select on the test
 set) right after training, with the paper's protocols at Table 4's Q set: centre, dense,
 multi-crop (3x3 grid, flips) and dense + multi-crop, at Q = S and at all three Q. Then
-the ensemble of all nets. DIR/accuracy.json and accuracy.log (and the same two files in
-``--report``) are rewritten after every net, so a run cut short keeps what it finished.
+the ensemble of all nets (with ``--ensemble-with``, also those an earlier call scored into
+the same ``--out``: each net's scores are kept as DIR/NAME.scores.pt). DIR/accuracy.json
+and accuracy.log (and the same two files in ``--report``) are rewritten after every net,
+so a run cut short keeps what it finished.
 
 The device machine cannot download: carry the four IDX files, e.g. copy
 /usr/share/datasets/fashion-mnist to runs/fashion-mnist (ignored by git) and pass
@@ -40,7 +43,14 @@ import torch
 
 from vggnet.bench.common import machine
 from vggnet.data import open_source
-from vggnet.evaluate import Protocol, Scores, evaluate_checkpoints, merge_scores, result_row
+from vggnet.evaluate import (
+    Protocol,
+    Scores,
+    evaluate_checkpoints,
+    merge_scores,
+    result_row,
+    save_scores,
+)
 from vggnet.metrics import read_metrics
 from vggnet.reproduce.grid import RECIPE, training_scales
 from vggnet.train import train
@@ -66,29 +76,20 @@ NETS = {
     # Twice the images per step: 1.5x the images/s of batch 256 on an H200 (2026-11-26).
     "D-b512": {"config": "D", "scale": str(S1), "batch_size": 512, "lr": 0.2, "warmup": 2.0},
 }
+NETS["E-b512"] = {**NETS["D-b512"], "config": "E"}
+NETS |= {f"D-b512-seed{seed}": {**NETS["D-b512"], "seed": seed} for seed in (1, 2)}
 SMOKE = {"width": 0.125, "fc_width": 32, "batch_size": 16}
-CALIBRATION_STEPS = 60  # the rate is measured over the second half
-EPOCH_OVERHEAD_S = 1.3  # validation and checkpoints after each epoch (H200, 2026-11-26)
-SCORE_RESERVE_S = 25.0  # per net, for scoring it
-ENSEMBLE_RESERVE_S = 15.0
+SCORE_RESERVE_S = 15.0  # per net, for scoring it (D at three scales: about 6 s on an H200)
+ENSEMBLE_RESERVE_S = 5.0
 
 
-def steady_images_per_s(run: Path, batch_size: int) -> float:
-    """The training rate between the middle and the end of a calibration run.
+def epoch_cost(run: Path) -> tuple[float, float]:
+    """(training seconds, validation + checkpoint seconds) of a calibration run's last epoch.
 
-    Step records hold the rate since the epoch began, so two of the first epoch's give
-    the time between them; the first steps (autotuning, workers starting) are left out.
+    The first epoch pays for autotuning and starting the loader's workers; later ones do not.
     """
-    steps = [r for r in read_metrics(run) if r["kind"] == "step" and r["epoch"] == 1]
-    first, last = steps[len(steps) // 2], steps[-1]
-
-    def elapsed(record: dict) -> float:
-        return record["step"] * batch_size / record["images_per_s"]
-
-    span = elapsed(last) - elapsed(first)
-    if span <= 0:
-        return last["images_per_s"]
-    return (last["step"] - first["step"]) * batch_size / span
+    last = [r for r in read_metrics(run) if r["kind"] == "epoch"][-1]
+    return last["train_seconds"], last["val_seconds"] + last["checkpoint_seconds"]
 
 
 def score(checkpoint: str, name: str, data: str, device: str) -> tuple[list[dict], Scores]:
@@ -126,7 +127,12 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--workers", type=int, default=12)
     parser.add_argument(
-        "--nets", default="D-b512,E,D-jittered", help="names from NETS, comma-separated"
+        "--nets", default="D-b512,E-b512,D-b512-seed1", help="names from NETS, comma-separated"
+    )
+    parser.add_argument(
+        "--ensemble-with",
+        default="",
+        help="nets an earlier call scored into --out, comma-separated",
     )
     parser.add_argument("--smoke", action="store_true", help="tiny nets, synthetic data, CPU")
     args = parser.parse_args()
@@ -139,6 +145,13 @@ def main() -> None:
     unknown = [n for n in names if n not in NETS]
     if unknown:
         raise SystemExit(f"gpu_accuracy.py: --nets {unknown[0]}: choose from {', '.join(NETS)}")
+    earlier = [n for n in args.ensemble_with.split(",") if n]
+    missing = [n for n in earlier if not (out / f"{n}.scores.pt").is_file()]
+    if missing:
+        raise SystemExit(
+            f"gpu_accuracy.py: --ensemble-with {missing[0]}: no {out / missing[0]}.scores.pt "
+            "(name nets an earlier call of this script scored into the same --out)"
+        )
     cuda = args.device.startswith("cuda")
     data = "synthetic:classes=4,train=320,val=16,size=28" if args.smoke else args.data
     n_train = len(open_source(data, "train"))
@@ -163,8 +176,9 @@ def main() -> None:
             (folder / "accuracy.log").write_text("\n".join(log_lines) + "\n")
 
     log(f"{report['machine']}; nets {', '.join(names)}; deadline {args.deadline_s:.0f} s")
-    overhead = 0.0 if args.smoke else EPOCH_OVERHEAD_S
-    checkpoints, trained, per_net = [], [], []
+    trained = list(earlier)
+    checkpoints = [str(out / n / "last.ckpt") for n in earlier]
+    per_net = [Scores.load(out / f"{n}.scores.pt") for n in earlier]
     for i, name in enumerate(names):
         left = len(names) - i
         share = (
@@ -183,28 +197,34 @@ def main() -> None:
         tick = time.perf_counter()
         probe = out / f"{name}-calibration"
         shutil.rmtree(probe, ignore_errors=True)
-        train(
-            {**settings, "out": str(probe), "epochs": 1000, "max_steps": CALIBRATION_STEPS}
-            | {"log_every": 5}
-        )
-        rate = steady_images_per_s(probe, settings["batch_size"])
+        train({**settings, "out": str(probe), "epochs": 2})
+        train_seconds, overhead = epoch_cost(probe)
+        rate = n_train / train_seconds
         shutil.rmtree(probe, ignore_errors=True)
         train_budget = share - (time.perf_counter() - tick)
-        epochs = max(1, math.floor(train_budget / (n_train / rate + overhead)))
+        epochs = max(1, math.floor(train_budget / (train_seconds + overhead)))
         run = out / name
         shutil.rmtree(run, ignore_errors=True)
         tick = time.perf_counter()
         summary = train({**settings, "out": str(run), "epochs": epochs})
         seconds = time.perf_counter() - tick
-        overhead = max(overhead, (seconds - epochs * n_train / rate) / epochs)  # as measured
-        curve = [round(r["val_top1_error"], 2) for r in read_metrics(run) if r["kind"] == "epoch"]
+        records = [r for r in read_metrics(run) if r["kind"] == "epoch"]
+        curve = [round(r["val_top1_error"], 2) for r in records]
+        spent = {
+            part: sum(r[f"{part}_seconds"] for r in records)
+            for part in ("train", "val", "checkpoint")
+        }
         log(
-            f"{name}: {rate:.0f} img/s steady -> {epochs} epochs in {seconds:.0f} s "
-            f"(share {share:.0f} s); centre val error by epoch {curve}"
+            f"{name}: calibration epoch {train_seconds:.2f} s training ({rate:.0f} img/s) + "
+            f"{overhead:.2f} s validation and checkpoint -> {epochs} epochs in {seconds:.0f} s "
+            f"(share {share:.0f} s; {', '.join(f'{k} {v:.0f} s' for k, v in spent.items())}); "
+            f"centre val error by epoch {curve}"
         )
         report["nets"][name] = {
             "settings": settings,
-            "steady_images_per_s": rate,
+            "calibration_images_per_s": rate,
+            "calibration_overhead_s": overhead,
+            "seconds_by_part": spent,
             "epochs": epochs,
             "train_seconds": seconds,
             "val_top1_error_by_epoch": curve,
@@ -216,6 +236,7 @@ def main() -> None:
         # Scoring meets many shapes (scales, last batches): autotuning each costs more than it saves.
         torch.backends.cudnn.benchmark = False
         rows, scores = score(checkpoints[-1], name, data, args.device)
+        save_scores(scores, out / f"{name}.scores.pt")
         per_net.append(scores)
         report["results"] += rows
         for row in rows:

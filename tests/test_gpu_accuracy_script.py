@@ -45,17 +45,41 @@ def test_smoke_run_trains_sizes_scores_and_ensembles(tmp_path):
     assert (tmp_path / "accuracy.log").read_text().startswith("cpu")
 
 
-def test_steady_rate_leaves_out_the_first_steps(tmp_path):
-    # Rates are since the epoch began: 30 steps of 10 in 3 s, 60 in 4 s -> 300 images/s between.
+def test_epoch_cost_is_the_last_epochs_parts(tmp_path):
     records = [
         {"kind": "step", "epoch": 1, "step": 1, "images_per_s": 1.0},
-        {"kind": "step", "epoch": 1, "step": 30, "images_per_s": 100.0},
-        {"kind": "step", "epoch": 1, "step": 60, "images_per_s": 150.0},
-        {"kind": "epoch", "epoch": 1, "step": 60, "val_top1_error": 50.0},
-        {"kind": "step", "epoch": 2, "step": 61, "images_per_s": 5.0},
-    ]
+        {"kind": "epoch", "epoch": 1, "step": 6, "train_seconds": 9.0, "val_seconds": 2.0,
+         "checkpoint_seconds": 1.0},
+        {"kind": "epoch", "epoch": 2, "step": 12, "train_seconds": 3.0, "val_seconds": 0.5,
+         "checkpoint_seconds": 0.25},
+    ]  # fmt: skip
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    assert load_script().steady_images_per_s(tmp_path, 10) == 300.0
+    assert load_script().epoch_cost(tmp_path) == (3.0, 0.75)
+
+
+def test_a_later_call_ensembles_with_the_nets_an_earlier_one_scored(tmp_path):
+    def call(*extra):
+        args = ["--smoke", "--out", tmp_path, "--deadline-s", "2", *extra]
+        return subprocess.run(
+            [sys.executable, SCRIPT, *map(str, args)],
+            env=worker_env(),
+            capture_output=True,
+            text=True,
+        )
+
+    refused = call("--nets", "D", "--ensemble-with", "E")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().startswith("gpu_accuracy.py: --ensemble-with E: no ")
+    assert call("--nets", "D").returncode == 0
+    done = call("--nets", "D-jittered", "--ensemble-with", "D")
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "accuracy.json").read_text())
+    ensemble = [r for r in report["results"] if r["net"] == "D+D-jittered"]
+    assert len(ensemble) == 6
+    assert ensemble[0]["checkpoints"] == [
+        str(tmp_path / "D" / "last.ckpt"),
+        str(tmp_path / "D-jittered" / "last.ckpt"),
+    ]
 
 
 def test_an_unknown_net_is_refused_in_one_line(tmp_path):
@@ -65,6 +89,26 @@ def test_an_unknown_net_is_refused_in_one_line(tmp_path):
     )
     assert done.returncode == 1
     assert (
-        done.stderr.strip() == "gpu_accuracy.py: --nets VGG16: choose from D, E, D-jittered, D-b512"
+        done.stderr.strip() == "gpu_accuracy.py: --nets VGG16: choose from D, E, D-jittered, "
+        "D-b512, E-b512, D-b512-seed1, D-b512-seed2"
     )
     assert not (tmp_path / "D").exists()  # refused before any training
+
+
+def test_train_loop_speed_smoke_times_epochs_parts_and_scoring(tmp_path):
+    script = SCRIPT.parent / "train_loop_speed.py"
+    args = ["--smoke", "--score", "--out", tmp_path / "runs", "--report", tmp_path, "--label", "x"]
+    done = subprocess.run(
+        [sys.executable, script, *map(str, args)], env=worker_env(), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = json.loads((tmp_path / "train_loop_speed.jsonl").read_text())
+    assert line["label"] == "x" and line["seconds_per_epoch"] > 0
+    per_epoch = (line["seconds_three_epoch_run"] - line["seconds_one_epoch_run"]) / 2
+    assert line["seconds_per_epoch"] == per_epoch
+    assert set(line["three_epoch_run_parts_s"]) == {
+        "train_seconds",
+        "val_seconds",
+        "checkpoint_seconds",
+    }
+    assert len(line["scoring_passes_s"]) == 2 and not (tmp_path / "runs").exists()

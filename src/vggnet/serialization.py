@@ -6,6 +6,7 @@ import contextlib
 import io
 import os
 import pickle
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -73,6 +74,27 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise VGGError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def atomic_link(source: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Make ``path`` hold what ``source`` holds now, atomically (a hard link; a copy if links fail).
+
+    Replacing ``source`` later (``atomic_save`` writes a new file) leaves ``path`` as it was.
+    """
+    source, path = Path(source), Path(path)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.link.tmp"
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
         os.replace(tmp, path)
     except OSError as err:
         with contextlib.suppress(OSError):

@@ -14,7 +14,7 @@ import shlex
 import signal
 import sys
 import time
-from contextlib import nullcontext, suppress
+from contextlib import ExitStack, nullcontext, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -43,24 +43,39 @@ from vggnet.data import (
     single_test_scale,
     train_loader,
 )
+from vggnet.data.loader import shut_down_workers
 from vggnet.data.sources import FashionMNISTSource, FolderSource
 from vggnet.data.stats import ChannelStats, load_or_compute_stats
 from vggnet.devices import check_precision, default_device, resolve_device
 from vggnet.distributed import Dist, all_sum, barrier, process_group
 from vggnet.errors import VGGError
 from vggnet.init import init_from_shallower
+from vggnet.lagged import LaggedScalar
 from vggnet.metrics import MetricsLog, error_percent, resident_mb, top_k_correct
 from vggnet.model import VGG, build_model
 from vggnet.plots import plot_run
 from vggnet.schedule import SCHEDULES, LinearSchedule, PlateauSchedule
 from vggnet.serialization import (
     append_text,
+    atomic_link,
     atomic_save,
     atomic_write_text,
     remove_stale_temporaries,
 )
 
 FINETUNE_LR = 1e-3  # the paper's rate for S=384 nets started from S=256 ones
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What a step's log record needs besides its loss (read from the device a step later)."""
+
+    step: int
+    epoch: int
+    lr: float = 0.0
+    images: int = 0  # in this step, over all processes
+    epoch_images: int = 0  # in the epoch so far, this step included
+    seconds: float = 0.0  # since the epoch began, when the step was queued
 
 
 @dataclass
@@ -319,22 +334,25 @@ def restore_rng(states: list[dict], device: torch.device, d: Dist) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def validation_loader(source, cfg: TrainConfig, q: int, d: Dist):
+    """Centre crops at Q of this process's shard of the validation images (made once per run)."""
+    indices = shard_indices(len(source), d.world_size, d.rank)
+    workers = cfg.workers if cfg.workers is not None else default_workers(source)
+    return center_loader(
+        source, q, cfg.crop, indices, cfg.val_batch_size or cfg.batch_size, workers
+    )
+
+
 def validate(
     model: nn.Module,
-    source,
+    loader,
     cfg: TrainConfig,
-    q: int,
     normalizer: BatchNormalizer,
     device: torch.device,
     d: Dist,
     autocast,
 ) -> dict[str, float]:
     """Centre-crop top-1 / top-5 error at test scale Q over this process's shard, summed over all."""
-    indices = shard_indices(len(source), d.world_size, d.rank)
-    workers = cfg.workers if cfg.workers is not None else default_workers(source)
-    loader = center_loader(
-        source, q, cfg.crop, indices, cfg.val_batch_size or cfg.batch_size, workers
-    )
     correct1 = correct5 = total = skipped = 0
     model.eval()
     with torch.no_grad(), autocast:
@@ -456,10 +474,54 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
         schedule.load_state_dict(state["schedule"])
 
     saved_step: int | None = None  # the step RUN/last.ckpt holds; the same on every rank
+    losses: LaggedScalar[StepInfo] = LaggedScalar(device)
+    epoch_loss, epoch_images, tick, shown_loss = 0.0, 0, time.perf_counter(), float("nan")
+
+    def account(read: tuple[float, StepInfo] | None, signalled: bool = False) -> bool:
+        """Take in a step's loss once read: stop on a non-finite one (on every rank), log it.
+
+        Returns whether some process received a stop signal.
+        """
+        nonlocal epoch_loss, shown_loss
+        nonfinite, stop = all_sum(
+            [float(read is not None and not math.isfinite(read[0])), float(signalled)], d, device
+        )
+        if nonfinite:
+            value, info = read if read is not None else (float("nan"), StepInfo(step, epoch + 1))
+            kept = (
+                f"{run / 'last.ckpt'} keeps the last good state"
+                if (run / "last.ckpt").exists()
+                else "no checkpoint had been written yet"
+            )
+            raise VGGError(
+                f"the loss is {value} at step {info.step} (epoch {info.epoch}); stopped "
+                f"without saving what followed it, and {kept}: lower --lr, use --normalize "
+                "standard with --init kaiming/glorot, or --precision fp32"
+            )
+        if read is not None:
+            value, info = read
+            shown_loss = value
+            epoch_loss += value * info.images
+            if log and (info.step % cfg.log_every == 0 or info.step == 1):
+                log.write(
+                    {
+                        "kind": "step",
+                        "step": info.step,
+                        "epoch": info.epoch,
+                        "loss": value,
+                        "lr": info.lr,
+                        "images_per_s": info.epoch_images / max(info.seconds, 1e-9),
+                    }
+                )
+        return bool(stop)
 
     def save(path: Path) -> None:
-        """Write a checkpoint of the current state (all ranks gather RNG; rank 0 writes)."""
+        """Write a checkpoint of the current state (all ranks gather RNG; rank 0 writes).
+
+        The last step's loss is read first: a state that followed a non-finite loss is never written.
+        """
         nonlocal saved_step
+        account(losses.take())
         if path.name == "last.ckpt":
             saved_step = step
         rngs = rng_state(device, d)
@@ -488,8 +550,17 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
             + (f"; resuming at step {step} (epoch {epoch + 1})" if state else "")
         )
     net.train()
+    val_loader = None  # made at the first validation, right before its workers fork
+
+    def stop_workers() -> None:
+        """However the run ends, its loaders' workers end with it (not at some later GC)."""
+        for used in (loader, val_loader):
+            if used is not None:
+                shut_down_workers(used)
+
     stopped_by: str | None = None
-    with StopSignal() as signals:
+    with StopSignal() as signals, ExitStack() as at_exit:
+        at_exit.callback(stop_workers)
         while epoch < cfg.epochs and not schedule.finished and step < max_steps:
             stop_at = step_in_epoch + (max_steps - step)
             sampler.set_epoch(epoch, step_in_epoch, stop_at)
@@ -504,6 +575,7 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
                 mininterval=0.5 if sys.stderr.isatty() else 30.0,  # quiet in logs and pipes
             )
             epoch_loss, epoch_images, tick = 0.0, 0, time.perf_counter()
+            checkpoint_seconds = 0.0
             with bar:  # closed (and wiped) however the epoch ends: errors start a clean line
                 for batch in loader:
                     if decode is not None:
@@ -527,61 +599,51 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
                             loss = criterion(net(xm).float(), ym) * (len(ym) / len(labels))
                         scaler.scale(loss).backward()
                         loss_sum += loss.detach()
-                    loss_value = loss_sum.item()
-                    nonfinite, signalled = all_sum(
-                        [float(not math.isfinite(loss_value)), float(signals.received is not None)],
-                        d,
-                        device,
-                    )
-                    if nonfinite:
-                        kept = (
-                            f"{run / 'last.ckpt'} keeps the last good state"
-                            if (run / "last.ckpt").exists()
-                            else "no checkpoint had been written yet"
-                        )
-                        raise VGGError(
-                            f"the loss is {loss_value} at step {step + 1} (epoch {epoch + 1}); stopped "
-                            f"before updating and {kept}: lower --lr, use --normalize standard with "
-                            "--init kaiming/glorot, or --precision fp32"
-                        )
                     lr = schedule.lr_at(step)
+                    images_done = len(labels) * d.world_size
+                    epoch_images += images_done
+                    info = StepInfo(
+                        step + 1,
+                        epoch + 1,
+                        lr,
+                        images_done,
+                        epoch_images,
+                        time.perf_counter() - tick,
+                    )
+                    signalled = account(
+                        losses.put(loss_sum, info), signalled=signals.received is not None
+                    )
                     for group in optimizer.param_groups:
                         group["lr"] = lr
                     scaler.step(optimizer)
                     scaler.update()
                     step += 1
                     step_in_epoch += 1
-                    images_done = len(labels) * d.world_size
-                    epoch_loss += loss_value * images_done
-                    epoch_images += images_done
                     rate = epoch_images / max(time.perf_counter() - tick, 1e-9)
                     postfix = {
-                        "loss": f"{loss_value:.4f}",
+                        "loss": f"{shown_loss:.4f}",  # the step before: read without waiting
                         "lr": f"{lr:.1e}",
                         "img_s": f"{rate:.0f}",
                     }
                     bar.set_postfix(postfix, refresh=False)  # drawn by update(), at its own pace
                     bar.update()
-                    if log and (step % cfg.log_every == 0 or step == 1):
-                        log.write(
-                            {
-                                "kind": "step",
-                                "step": step,
-                                "epoch": epoch + 1,
-                                "loss": loss_value,
-                                "lr": lr,
-                                "images_per_s": rate,
-                            }
-                        )
                     if signalled or step % cfg.checkpoint_every == 0:
+                        mark = time.perf_counter()
                         save(run / "last.ckpt")
+                        checkpoint_seconds += time.perf_counter() - mark
                     if signalled:
                         stopped_by = signals.received or "a signal to another process"
                         break
+            account(losses.take())  # the epoch's last step
+            train_seconds = time.perf_counter() - tick - checkpoint_seconds
             if stopped_by or step_in_epoch < steps_per_epoch:
                 break  # stopped mid-epoch (signal or --max-steps): the epoch resumes here
 
-            result = validate(net, val_src, cfg, q, normalizer, device, d, autocast)
+            mark = time.perf_counter()
+            if val_loader is None:
+                val_loader = validation_loader(val_src, cfg, q, d)
+            result = validate(net, val_loader, cfg, normalizer, device, d, autocast)
+            val_seconds = time.perf_counter() - mark
             action = schedule.step(result["val_top1_error"])
             epoch += 1
             step_in_epoch = 0
@@ -597,11 +659,15 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
                 "resident_mb": resident_mb(),
                 **result,
             }
-            if log:
-                log.write(record)
+            mark = time.perf_counter()
             save(run / "last.ckpt")
-            if improved:
-                save(run / "best.ckpt")
+            if improved and main:
+                atomic_link(run / "last.ckpt", run / "best.ckpt")  # the same state: no second write
+            record["train_seconds"] = train_seconds
+            record["val_seconds"] = val_seconds
+            record["checkpoint_seconds"] = checkpoint_seconds + time.perf_counter() - mark
+            if log:
+                log.write(record)  # after the checkpoint: a resumed run never logs an epoch twice
             say(
                 f"epoch {epoch}/{cfg.epochs}: loss {record['train_loss']:.4f}, val top-1 "
                 f"{result['val_top1_error']:.2f}% top-5 {result['val_top5_error']:.2f}% "

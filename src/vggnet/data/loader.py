@@ -154,6 +154,20 @@ def worker_options(workers: int) -> dict:
     return {"worker_init_fn": freeze_inherited_objects}
 
 
+def shut_down_workers(loader: DataLoader) -> None:
+    """Stop a loader's persistent worker processes now, rather than when the GC frees it.
+
+    A finished run's loader can end up in a reference cycle; freed by a later garbage
+    collection, its queues are already closed, so each worker only notices at its next
+    5-second status check: the next run (or the scoring after it) stalled for about 2.5 s
+    a worker (12 workers, two loaders: two minutes on a GPU machine).
+    """
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()
+        loader._iterator = None
+
+
 def batch_loader(
     dataset: Dataset,
     sampler: GlobalBatchSampler,
@@ -252,12 +266,17 @@ def center_collate(crop: int):
 def center_loader(
     source, scale: int, crop: int, indices: range, batch_size: int, workers: int = 0
 ) -> DataLoader:
-    """Centre crops at test scale Q of the given images (for validation during training)."""
+    """Centre crops at test scale Q of the given images (for validation after each epoch).
+
+    Its workers persist: a run validates with the same loader every epoch, and forking
+    them anew would pay their start-up (and a garbage collection) every epoch.
+    """
     return DataLoader(
         RescaledSet(source, [scale], indices),
         batch_size=batch_size,
         num_workers=workers,
         collate_fn=center_collate(crop),
+        persistent_workers=workers > 0,
         **worker_options(workers),
     )
 
