@@ -157,10 +157,10 @@ def worker_options(workers: int) -> dict:
 def shut_down_workers(loader: DataLoader) -> None:
     """Stop a loader's persistent worker processes now, rather than when the GC frees it.
 
-    A finished run's loader can end up in a reference cycle; freed by a later garbage
-    collection, its queues are already closed, so each worker only notices at its next
-    5-second status check: the next run (or the scoring after it) stalled for about 2.5 s
-    a worker (12 workers, two loaders: two minutes on a GPU machine).
+    A finished run's loader can end up in a reference cycle; stopped from a later garbage
+    collection, its workers exited only at their 5-second status checks: the next run (or
+    the scoring after it) stalled about 2.5 s a worker (12 workers and two loaders: two
+    minutes on a GPU machine; benchmarks/consecutive_runs.py).
     """
     iterator = getattr(loader, "_iterator", None)
     if iterator is not None and hasattr(iterator, "_shutdown_workers"):
