@@ -11,9 +11,10 @@ docs/gpu-accuracy/.
 Trains the nets of ``NETS`` on Fashion-MNIST one after the other, each sized to finish
 by ``--deadline-s`` (seconds from the start): a net's share is the time left (less a
 reserve for scoring) over the nets left; a two-epoch calibration run measures what its
-second epoch cost (training, validation and checkpoints, from the epoch record), and
-its number of epochs is what fits the share, so the linear schedule ends where the
-time does.
+second epoch cost (training, validation and checkpoints, from the epoch record) and
+what a run costs besides its epochs (the calibration's time beyond two such epochs);
+the net's number of epochs is what fits the share, so the linear schedule ends where
+the time does.
 
 Each net is scored from its ``last.ckpt`` (the end of its schedule: Fashion-MNIST's
 validation split is its test set, so picking the best epoch would select on the test
@@ -92,6 +93,16 @@ def epoch_cost(run: Path) -> tuple[float, float]:
     return last["train_seconds"], last["val_seconds"] + last["checkpoint_seconds"]
 
 
+def epochs_that_fit(share: float, calibration: float, epoch: float) -> tuple[int, float]:
+    """(epochs, fixed seconds a run costs) for a net's share, after its two-epoch calibration.
+
+    The fixed cost (reading data, colour statistics, the first epoch's warm-up, the plot)
+    is the calibration's time beyond two steady epochs; the run pays it once more.
+    """
+    fixed = max(0.0, calibration - 2 * epoch)
+    return max(1, math.floor((share - calibration - fixed) / epoch)), fixed
+
+
 def score(checkpoint: str, name: str, data: str, device: str) -> tuple[list[dict], Scores]:
     """Centre at Q = S1; dense, multi-crop and both at Q = S1 and at the net's Q set.
 
@@ -146,6 +157,12 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"gpu_accuracy.py: --nets {unknown[0]}: choose from {', '.join(NETS)}")
     earlier = [n for n in args.ensemble_with.split(",") if n]
+    twice = [n for i, n in enumerate(names + earlier) if n in (names + earlier)[:i]]
+    if twice:
+        raise SystemExit(
+            f"gpu_accuracy.py: {twice[0]} is named twice in --nets and --ensemble-with: "
+            "each net trains and counts once"
+        )
     missing = [n for n in earlier if not (out / f"{n}.scores.pt").is_file()]
     if missing:
         raise SystemExit(
@@ -200,9 +217,9 @@ def main() -> None:
         train({**settings, "out": str(probe), "epochs": 2})
         train_seconds, overhead = epoch_cost(probe)
         rate = n_train / train_seconds
+        calibration = time.perf_counter() - tick
+        epochs, fixed = epochs_that_fit(share, calibration, train_seconds + overhead)
         shutil.rmtree(probe, ignore_errors=True)
-        train_budget = share - (time.perf_counter() - tick)
-        epochs = max(1, math.floor(train_budget / (train_seconds + overhead)))
         run = out / name
         shutil.rmtree(run, ignore_errors=True)
         tick = time.perf_counter()
@@ -216,7 +233,8 @@ def main() -> None:
         }
         log(
             f"{name}: calibration epoch {train_seconds:.2f} s training ({rate:.0f} img/s) + "
-            f"{overhead:.2f} s validation and checkpoint -> {epochs} epochs in {seconds:.0f} s "
+            f"{overhead:.2f} s validation and checkpoint, {fixed:.1f} s a run -> {epochs} epochs "
+            f"in {seconds:.0f} s "
             f"(share {share:.0f} s; {', '.join(f'{k} {v:.0f} s' for k, v in spent.items())}); "
             f"centre val error by epoch {curve}"
         )
@@ -224,6 +242,7 @@ def main() -> None:
             "settings": settings,
             "calibration_images_per_s": rate,
             "calibration_overhead_s": overhead,
+            "calibration_fixed_s": fixed,
             "seconds_by_part": spent,
             "epochs": epochs,
             "train_seconds": seconds,

@@ -57,6 +57,12 @@ def test_epoch_cost_is_the_last_epochs_parts(tmp_path):
     assert load_script().epoch_cost(tmp_path) == (3.0, 0.75)
 
 
+def test_epochs_that_fit_leave_room_for_the_calibration_and_the_fixed_cost():
+    # 100 s share; calibration 14 s = two 2 s epochs + 10 s fixed; 100 - 14 - 10 = 76 -> 38.
+    assert load_script().epochs_that_fit(100.0, 14.0, 2.0) == (38, 10.0)
+    assert load_script().epochs_that_fit(10.0, 14.0, 2.0) == (1, 10.0)  # at least one
+
+
 def test_a_later_call_ensembles_with_the_nets_an_earlier_one_scored(tmp_path):
     def call(*extra):
         args = ["--smoke", "--out", tmp_path, "--deadline-s", "2", *extra]
@@ -70,6 +76,13 @@ def test_a_later_call_ensembles_with_the_nets_an_earlier_one_scored(tmp_path):
     refused = call("--nets", "D", "--ensemble-with", "E")
     assert refused.returncode == 1
     assert refused.stderr.strip().startswith("gpu_accuracy.py: --ensemble-with E: no ")
+    for nets, earlier in (("D,D", ""), ("D", "D")):
+        twice = call("--nets", nets, "--ensemble-with", earlier)
+        assert twice.returncode == 1
+        assert twice.stderr.strip() == (
+            "gpu_accuracy.py: D is named twice in --nets and --ensemble-with: "
+            "each net trains and counts once"
+        )
     assert call("--nets", "D").returncode == 0
     done = call("--nets", "D-jittered", "--ensemble-with", "D")
     assert done.returncode == 0, done.stderr[-2000:]
