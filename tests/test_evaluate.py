@@ -111,6 +111,30 @@ def test_dense_by_hand(tmp_path, folder):
     torch.testing.assert_close(scores.combined()[4], ((p + p_flip) / 2)[0], rtol=1e-5, atol=1e-6)
 
 
+def test_scoring_folds_batch_norm_without_changing_the_scores(tmp_path, folder):
+    """The scored copy has no BN layers; its posteriors are the checkpoint's own net's."""
+    torch.manual_seed(1)
+    model = tiny("A", num_classes=3, crop_size=32, width=0.25, fc_width=32, batch_norm=True)
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+    model.classes, model.train_scale = list(CLASSES), (40, 40)
+    model.preprocessing = Preprocessing.paper((120.0, 110.0, 100.0))
+    ckpt = tmp_path / "bn.ckpt"
+    save_checkpoint(ckpt, model)
+    ours = posteriors([ckpt], folder, Protocol("center", [40])).combined()
+    scored = load_models([str(ckpt)], Protocol("center", [40]), torch.device("cpu"))[0].model
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in scored.modules())
+    source = open_source(str(folder), "val")
+    crops = torch.stack(
+        [T.functional.center_crop(T.functional.resize(source.read(i)[0], 40), 32)
+         for i in range(len(source))]
+    )  # fmt: skip
+    with torch.no_grad():
+        expected = model.eval()(model.preprocessing.normalize(crops.float() / 255)).softmax(1)
+    torch.testing.assert_close(ours, expected, rtol=0, atol=1e-4)
+
+
 def test_center_matches_a_torchvision_transform_pipeline(tmp_path, folder):
     ckpt = make_checkpoint(tmp_path / "m.ckpt")
     ours = posteriors([ckpt], folder, Protocol("center", [44])).combined()

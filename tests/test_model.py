@@ -10,7 +10,7 @@ from torch import nn
 
 from tests.helpers import tiny
 from vggnet import VGGError, build_model, init_from_shallower
-from vggnet.model import VGG, VGGSpec
+from vggnet.model import VGG, VGGSpec, fold_batch_norm
 from vggnet.summary import count_parameters
 
 # Paper section 1 / torchvision's weight metadata (REFERENCES.md), 1000-way head.
@@ -172,3 +172,27 @@ def test_init_from_shallower_refuses_mismatched_shapes():
         init_from_shallower(tiny("D", num_classes=5), tiny("A"))
     with pytest.raises(VGGError, match="differ in batch norm"):
         init_from_shallower(tiny("D", batch_norm=True), tiny("A"))
+
+
+def test_folding_batch_norm_keeps_the_scores_and_leaves_the_model_alone():
+    torch.manual_seed(0)
+    model = build_model("B", 5, batch_norm=True, width=0.25, fc_width=16, crop_size=32)
+    for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):  # as if trained
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        nn.init.uniform_(bn.weight, 0.5, 1.5)
+        nn.init.uniform_(bn.bias, -0.5, 0.5)
+    model.eval()
+    crops, whole = torch.randn(4, 3, 32, 32), torch.randn(2, 3, 70, 58)
+    with torch.no_grad():
+        expected = model(crops), model.score_map(whole)
+        folded = fold_batch_norm(model)
+        got = folded(crops), folded.score_map(whole)
+        assert torch.allclose(model(crops), expected[0])  # the original is untouched
+    for e, g in zip(expected, got, strict=True):
+        assert torch.allclose(g, e, rtol=1e-4, atol=1e-4)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 10
+    assert folded.classes == model.classes and folded.spec == model.spec
+    plain = build_model("A", 5, width=0.25, fc_width=16)
+    assert fold_batch_norm(plain) is plain

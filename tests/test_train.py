@@ -1,6 +1,7 @@
 """The training engine: learning, resume to the bit, init chains, accumulation, DDP, signals, NaN."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -44,6 +45,29 @@ def test_a_tiny_net_learns(tmp_path, run_cli):
     assert model.classes == ["class0", "class1", "class2", "class3"]
     assert model.train_scale == (40, 40) and model.spec.crop_size == 32
     assert "epoch 10/10: loss" in out  # summary lines on stdout, progress bars on stderr
+
+
+def test_label_smoothing_keeps_the_loss_above_the_smoothed_targets_entropy(tmp_path, run_cli):
+    """With eps = 0.5 over 4 classes no prediction scores below the target's entropy (1.07);
+    the same tiny net without smoothing goes below it (test above: loss < 0.69)."""
+    eps, k = 0.5, 4
+    hit, miss = 1 - eps + eps / k, eps / k
+    floor = -(hit * math.log(hit) + (k - 1) * miss * math.log(miss))
+    args = train_args(
+        tmp_path / "run", "--data", "synthetic:classes=4,train=64,val=32,size=40",
+        "--epochs", "10", "--dropout", "0", "--width", "0.25", "--fc-width", "64",
+        "--batch-norm", "--scale", "40", "--no-lighting", "--lr", "0.01",
+        "--label-smoothing", str(eps),
+    )  # fmt: skip
+    status, _, err = run_cli(*args)
+    assert status == 0, err
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    steps = [r["loss"] for r in rows if r["kind"] == "step"]
+    epochs = [r for r in rows if r["kind"] == "epoch"]
+    assert min(steps) >= floor - 1e-4
+    assert epochs[-1]["train_loss"] < epochs[0]["train_loss"] - 0.1  # it still learns
+    assert epochs[-1]["train_loss"] < floor + 0.15
+    assert min(r["val_top1_error"] for r in epochs) <= 10.0
 
 
 @pytest.mark.parametrize("schedule", ["plateau", "linear"])
@@ -155,6 +179,8 @@ def test_config_checks():
         check_config(TrainConfig("A", DATA, "x", warmup=-1).resolved(), Dist(), cpu)
     with pytest.raises(VGGError, match=r"--warmup 1\.0 applies to --schedule linear only"):
         check_config(TrainConfig("A", DATA, "x", warmup=1.0).resolved(), Dist(), cpu)
+    with pytest.raises(VGGError, match=r"--label-smoothing must be in \[0, 1\), got 1\.0"):
+        check_config(TrainConfig("A", DATA, "x", label_smoothing=1.0).resolved(), Dist(), cpu)
     check_config(cfg, Dist(), cpu)
 
 

@@ -106,6 +106,11 @@ def add_train_parser(sub) -> None:
         choices=("paper", "standard"),
         help="paper: subtract the mean pixel (0..255); standard: also divide by the std",
     )
+    t.add_argument(
+        "--label-smoothing",
+        type=float,
+        help="weight of the uniform target in the loss (default 0: the paper's cross-entropy)",
+    )
     t.add_argument("--accumulate", type=int, help="micro-batches per step, same result (default 1)")
     t.add_argument(
         "--no-lighting",

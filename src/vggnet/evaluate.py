@@ -30,7 +30,7 @@ from vggnet.devices import autocast, default_device, inference_precision, resolv
 from vggnet.distributed import Dist, process_group
 from vggnet.errors import VGGError
 from vggnet.metrics import error_percent, top_k_correct
-from vggnet.model import VGG, to_dense
+from vggnet.model import VGG, fold_batch_norm, to_dense
 from vggnet.serialization import atomic_save, safe_load
 
 METHODS = ("center", "dense", "multi-crop", "dense+multi-crop")
@@ -92,7 +92,7 @@ def prepare(
 ) -> ScoredModel:
     """Put a model in eval mode on ``device`` with a normaliser for its own preprocessing."""
     fmt = torch.channels_last if channels_last else torch.preserve_format
-    model = model.to(device, memory_format=fmt).eval()
+    model = fold_batch_norm(model.eval()).to(device, memory_format=fmt).eval()
     normalizer = BatchNormalizer(model.preprocessing).to(device)
     return ScoredModel(model, normalizer, model_scales(model, protocol), name, channels_last)
 

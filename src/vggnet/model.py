@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from vggnet import configs
 from vggnet.errors import VGGError
@@ -200,6 +202,25 @@ def to_dense(model: VGG) -> DenseVGG:
     if not isinstance(model, VGG):
         raise VGGError(f"to_dense needs a vggnet VGG model, got {type(model).__name__}")
     return DenseVGG(model)
+
+
+def fold_batch_norm(model: VGG) -> VGG:
+    """An inference copy of ``model`` with each batch norm merged into the conv before it.
+
+    Same scores in eval mode (up to rounding), one pass over each feature map fewer:
+    about 1.2x faster scoring for the demo net on this CPU (docs/BENCHMARKS.md).
+    """
+    if not model.spec.batch_norm:
+        return model
+    folded = copy.deepcopy(model).eval()
+    previous: tuple[str, nn.Module] | None = None
+    for name, layer in list(folded.named_children()):
+        if isinstance(layer, nn.BatchNorm2d):
+            conv_name, conv = previous
+            setattr(folded, conv_name, fuse_conv_bn_eval(conv, layer))
+            setattr(folded, name, nn.Identity())
+        previous = (name, layer)
+    return folded
 
 
 def dense_map_size(spec: VGGSpec, height: int, width: int) -> tuple[int, int]:

@@ -91,6 +91,7 @@ class TrainConfig:
     lr: float | None = None  # 1e-2, or 1e-3 with finetune_from
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    label_smoothing: float = 0.0  # not the paper's: 0 keeps its plain cross-entropy
     dropout: float = configs.DROPOUT
     epochs: int = 74
     max_steps: int | None = None
@@ -232,6 +233,7 @@ def check_config(cfg: TrainConfig, d: Dist, device: torch.device) -> None:
         ("dropout", 0 <= cfg.dropout < 1, "in [0, 1)"),
         ("momentum", 0 <= cfg.momentum < 1, "in [0, 1)"),
         ("weight_decay", cfg.weight_decay >= 0, ">= 0"),
+        ("label_smoothing", 0 <= cfg.label_smoothing < 1, "in [0, 1)"),
     ):
         if not ok:
             raise VGGError(f"--{name.replace('_', '-')} must be {rule}, got {getattr(cfg, name)}")
@@ -462,7 +464,7 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
         torch.tensor(stats.eigvecs) if cfg.lighting else None,
     ).to(device)
     autocast = devices.autocast(cfg.precision, device)
-    criterion = nn.CrossEntropyLoss()
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     warn = (lambda line: tqdm.write(f"vggnet: warning: {line}", file=sys.stderr)) if main else None
     skips = SkipCounter(cfg.strict, warn=warn or (lambda _: None))
     log = MetricsLog(run, warn=warn) if main else None
