@@ -208,7 +208,8 @@ def fold_batch_norm(model: VGG) -> VGG:
     """An inference copy of ``model`` with each batch norm merged into the conv before it.
 
     Same scores in eval mode (up to rounding), one pass over each feature map fewer:
-    about 1.2x faster scoring for the demo net on this CPU (docs/BENCHMARKS.md).
+    1.1x (centre crop) to 1.3x (dense + multi-crop) faster scoring for the demo net on
+    two CPU cores (docs/BENCHMARKS.md).
     """
     if not model.spec.batch_norm:
         return model
