@@ -20,6 +20,7 @@ import vggnet.evaluate
 from vggnet import load_checkpoint
 from vggnet.bench.common import interleaved, machine, ratios, summary
 from vggnet.data import open_source
+from vggnet.data.sources import FashionMNISTSource
 from vggnet.evaluate import Protocol, prepare, score_images
 
 
@@ -33,6 +34,8 @@ def main() -> None:
 
     model = load_checkpoint(args.checkpoint)
     source = open_source(args.data, "val")
+    if not isinstance(source, FashionMNISTSource):
+        parser.error(f"--data {args.data}: this benchmark reads fashion-mnist[:FOLDER] only")
     source.images, source.labels = source.images[: args.images], source.labels[: args.images]
     q = model.train_scale[0]
     protocols = [Protocol("center", [q]), Protocol("dense+multi-crop", [q], flip=True, grid=3)]

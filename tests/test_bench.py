@@ -1,16 +1,21 @@
 """`vggnet bench` and the inference fast path: runs end to end, same predictions as fp32."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 import vggnet.devices
-from tests.helpers import train_args
-from vggnet import VGGError
+from tests.helpers import tiny, train_args, worker_env
+from tests.test_data_sources import write_fashion
+from vggnet import VGGError, save_checkpoint
 from vggnet.bench.agreement import precision_agreement
 from vggnet.bench.forward import compare_forward
 from vggnet.devices import inference_precision
+from vggnet.preprocessing import Preprocessing
 
 DATA = "synthetic:classes=4,train=64,val=48,size=40"
 
@@ -113,3 +118,28 @@ def test_eval_channels_last_default_equals_contiguous(trained, run_cli, tmp_path
         results.append(json.loads(out.read_text()))
     assert results[0]["top1_error"] == results[1]["top1_error"]
     assert results[0]["top5_error"] == results[1]["top5_error"]
+
+
+def test_batch_norm_folding_benchmark_runs_and_agrees(tmp_path):
+    """benchmarks/batch_norm_folding.py on a tiny Fashion-MNIST and BN net: both sides agree."""
+    (tmp_path / "fm").mkdir()
+    write_fashion(tmp_path / "fm", n_train=4, n_test=6)
+    model = tiny("A", in_channels=1, crop_size=32, width=0.25, batch_norm=True)
+    model.classes, model.train_scale = [str(i) for i in range(10)], (37, 37)
+    model.preprocessing = Preprocessing((0.0,), (1 / 255,), "L")
+    save_checkpoint(tmp_path / "bn.ckpt", model)
+    script = Path(__file__).parents[1] / "benchmarks" / "batch_norm_folding.py"
+    args = ["--checkpoint", tmp_path / "bn.ckpt", "--images", "4", "--repeats", "1"]
+    run = subprocess.run(
+        [sys.executable, script, *map(str, args), "--data", f"fashion-mnist:{tmp_path / 'fm'}"],
+        env=worker_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("same top-1 predictions: True") == 2
+    assert "center Q=37, 4 images" in run.stdout
+    refused = subprocess.run(
+        [sys.executable, script, *map(str, args), "--data", DATA],
+        env=worker_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "--data synthetic:classes=4" in refused.stderr and "fashion-mnist" in refused.stderr
