@@ -22,7 +22,9 @@ def test_demo_trains_evaluates_and_reruns(tmp_path, capsys, monkeypatch):
         "multi-crop",
         "dense+multi-crop",
     ]
-    assert rows[2]["scales"] == [32, 37, 42] and rows[1]["scales"] == [37]
+    # S = 32 (the crop: the analogue of S = 224); Table 4's Q set {S - 5, S, S + 5} >= 32
+    assert [r["scales"] for r in rows] == [[32], [32], [32, 37], [32, 37], [32, 37]]
+    assert DEMO_TRAIN["scale"] == "32"
     saved = json.loads((tmp_path / "demo" / "results.json").read_text())["results"]
     assert saved == json.loads(json.dumps(rows))
     assert all(0 <= r["top1_error"] <= 100 and r["images"] == 40 for r in saved)

@@ -111,6 +111,42 @@ def test_dense_by_hand(tmp_path, folder):
     torch.testing.assert_close(scores.combined()[4], ((p + p_flip) / 2)[0], rtol=1e-5, atol=1e-6)
 
 
+def test_multi_crop_by_hand_with_repeated_windows(tmp_path, folder):
+    """Q = 33 for crop 32: the 3x3 grid repeats windows; the mean is still over all nine."""
+    ckpt = make_checkpoint(tmp_path / "m.ckpt")
+    scores = posteriors([ckpt], folder, Protocol("multi-crop", [33], flip=True, grid=3))
+    model = load_models([str(ckpt)], Protocol("center", [33]), torch.device("cpu"))[0].model
+    image, _ = open_source(str(folder), "val").read(2)
+    small = T.functional.resize(image, 33, antialias=True)
+    height, width = small.shape[-2:]
+    assert height == 33  # the short side; offsets 0, 0 (0.5 rounds to even), 1
+    windows = [
+        small[:, t : t + 32, x : x + 32]
+        for t in (round(i * (height - 32) / 2) for i in range(3))
+        for x in (round(i * (width - 32) / 2) for i in range(3))
+    ]
+    x = model.preprocessing.normalize(torch.stack(windows).float() / 255)
+    with torch.no_grad():
+        expected = (model(x).softmax(1) + model(x.flip(-1)).softmax(1)).mean(0) / 2
+    torch.testing.assert_close(scores.combined()[2], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_multi_crop_at_the_crop_size_scores_one_window(tmp_path, square, monkeypatch):
+    """At Q = crop the nine windows are one: scored once (and its mirror), same posteriors."""
+    import vggnet.evaluate as evaluate
+
+    ckpt = make_checkpoint(tmp_path / "m.ckpt")
+    seen = []
+    forward = evaluate._forward
+    monkeypatch.setattr(
+        evaluate, "_forward", lambda sm, x, *a: seen.append(len(x)) or forward(sm, x, *a)
+    )
+    multi = posteriors([ckpt], square, Protocol("multi-crop", [32], flip=True, grid=3))
+    assert sum(seen) == 2 * len(multi.labels)
+    dense = posteriors([ckpt], square, Protocol("dense", [32], flip=True)).combined()
+    torch.testing.assert_close(multi.combined(), dense, rtol=1e-5, atol=1e-6)
+
+
 def test_scoring_folds_batch_norm_without_changing_the_scores(tmp_path, folder):
     """The scored copy has no BN layers; its posteriors are the checkpoint's own net's."""
     torch.manual_seed(1)

@@ -21,7 +21,7 @@ def load_script():
 def test_smoke_run_trains_sizes_scores_and_ensembles(tmp_path):
     report_dir = tmp_path / "report"
     args = ["--smoke", "--out", tmp_path, "--report", report_dir, "--deadline-s", "2"]
-    args += ["--nets", "D,D-jittered"]
+    args += ["--nets", "D,D-jittered,D-b512-S32"]
     done = subprocess.run(
         [sys.executable, SCRIPT, *map(str, args)], env=worker_env(), capture_output=True, text=True
     )
@@ -33,11 +33,17 @@ def test_smoke_run_trains_sizes_scores_and_ensembles(tmp_path):
         assert net["epochs"] >= 1 and len(net["val_top1_error_by_epoch"]) == net["epochs"]
         assert net["settings"]["schedule"] == "linear" and net["settings"]["width"] == 0.125
     assert report["nets"]["D-jittered"]["settings"]["scale"] == "32:42"
-    rows = {(r["net"], r["method"], tuple(r["scales"])) for r in report["results"]}
-    for net in ("D", "D-jittered", "D+D-jittered"):
-        for method in ("dense", "multi-crop", "dense+multi-crop"):
-            assert (net, method, (37,)) in rows and (net, method, (32, 37, 42)) in rows
-    assert ("D", "center", (37,)) in rows and len(report["results"]) == 2 * 7 + 6
+    rows = {(r["net"], r["method"], json.dumps(r["scales"])) for r in report["results"]}
+    for method in ("dense", "multi-crop", "dense+multi-crop"):
+        for net in ("D", "D-jittered"):  # Q = S (the middle of the jittered range), Table 4's Q
+            assert (net, method, "[37]") in rows and (net, method, "[32, 37, 42]") in rows
+        assert ("D-b512-S32", method, "[32]") in rows
+        assert ("D-b512-S32", method, "[32, 37]") in rows
+        # Nets of different S share no Q = S: the ensemble averages each net's own Q set.
+        each = "[[32, 37, 42], [32, 37, 42], [32, 37]]"
+        assert ("D+D-jittered+D-b512-S32", method, each) in rows
+    assert ("D", "center", "[37]") in rows and ("D-b512-S32", "center", "[32]") in rows
+    assert len(report["results"]) == 3 * 7 + 3
     # Scored from the end of each schedule, never from the epoch that was best on the test set.
     singles = [r for r in report["results"] if "+" not in r["net"]]
     assert all(r["checkpoints"] == [str(tmp_path / r["net"] / "last.ckpt")] for r in singles)
@@ -103,7 +109,7 @@ def test_an_unknown_net_is_refused_in_one_line(tmp_path):
     assert done.returncode == 1
     assert (
         done.stderr.strip() == "gpu_accuracy.py: --nets VGG16: choose from D, E, D-jittered, "
-        "D-b512, E-b512, D-b512-seed1, D-b512-seed2"
+        "D-b512, E-b512, D-b512-seed1, D-b512-seed2, D-b512-S32"
     )
     assert not (tmp_path / "D").exists()  # refused before any training
 

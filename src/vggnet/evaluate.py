@@ -25,7 +25,7 @@ from vggnet.data.geometry import Scale, default_test_scales, single_test_scale
 from vggnet.data.images import BadImage, decode_image
 from vggnet.data.loader import Skipped, split_skipped, views_loader
 from vggnet.data.sampler import shard_indices
-from vggnet.data.transforms import BatchNormalizer, center_crop, grid_crops, rescale
+from vggnet.data.transforms import BatchNormalizer, center_crop, distinct_grid_crops, rescale
 from vggnet.devices import autocast, default_device, inference_precision, resolve_device
 from vggnet.distributed import Dist, process_group
 from vggnet.errors import VGGError
@@ -122,11 +122,18 @@ def multicrop_posteriors(
 ) -> torch.Tensor:
     """Posteriors averaged over a grid x grid of crops of each image (and their mirrors)."""
     crop = sm.model.spec.crop_size
-    crops = torch.cat([grid_crops(image, crop, grid) for image in images])  # (N*G*G, C, s, s)
+    distinct = [distinct_grid_crops(image, crop, grid) for image in images]
+    crops = torch.cat([c for c, _ in distinct])
+    counts = torch.cat([n for _, n in distinct])
+    owner = torch.repeat_interleave(
+        torch.arange(len(images)), torch.tensor([len(n) for _, n in distinct])
+    )
     posteriors = _forward(sm, crops, False, batch_size).softmax(1)
     if flip:  # the mirrors: another pass, not a second copy of every crop
         posteriors = (posteriors + _forward(sm, crops.flip(-1), False, batch_size).softmax(1)) / 2
-    return posteriors.view(len(images), grid * grid, -1).mean(1)
+    weights = (counts / grid**2).to(posteriors)
+    mean = posteriors.new_zeros(len(images), posteriors.shape[1])
+    return mean.index_add_(0, owner.to(posteriors.device), posteriors * weights[:, None])
 
 
 def group_by_size(images: list[torch.Tensor]) -> list[list[int]]:

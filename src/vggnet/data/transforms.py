@@ -8,6 +8,7 @@ pure function of (seed, epoch, index), whatever the number of workers or process
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -186,6 +187,23 @@ def grid_crops(image: torch.Tensor, crop: int, grid: int) -> torch.Tensor:
     tops = grid_offsets(image.shape[-2], crop, grid)
     lefts = grid_offsets(image.shape[-1], crop, grid)
     return torch.stack([image[:, t : t + crop, x : x + crop] for t in tops for x in lefts])
+
+
+def distinct_grid_crops(
+    image: torch.Tensor, crop: int, grid: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct crops of ``grid_crops`` and how many grid cells each stands for.
+
+    An image barely larger than the crop repeats windows (at Q = crop all of them are one),
+    so scoring the distinct ones, weighted by their counts, gives the grid's mean for less.
+    """
+    cells = Counter(
+        (t, x)
+        for t in grid_offsets(image.shape[-2], crop, grid)
+        for x in grid_offsets(image.shape[-1], crop, grid)
+    )
+    crops = torch.stack([image[:, t : t + crop, x : x + crop] for t, x in cells])
+    return crops, torch.tensor(list(cells.values()))
 
 
 class BatchNormalizer(nn.Module):
