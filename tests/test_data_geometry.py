@@ -17,7 +17,7 @@ from vggnet.data.geometry import (
     rescaled_size,
     single_test_scale,
 )
-from vggnet.data.transforms import center_crop, draws, grid_crops, random_crop
+from vggnet.data.transforms import center_crop, distinct_grid_crops, draws, grid_crops, random_crop
 
 
 def test_parse_scale():
@@ -79,6 +79,14 @@ def test_grid_crops_by_hand():
     assert torch.equal(grid_crops(image, 224, 1)[0], center_crop(image, 224))
     with pytest.raises(VGGError, match="does not fit"):
         grid_offsets(200, 224, 5)
+
+
+@pytest.mark.parametrize(("height", "width", "windows"), [(32, 32, 1), (33, 40, 6), (40, 48, 9)])
+def test_distinct_grid_crops_index_back_to_the_grid(height, width, windows):
+    image = torch.arange(3 * height * width).reshape(3, height, width)
+    crops, cells = distinct_grid_crops(image, 32, 3)
+    assert len(crops) == windows  # 33: offsets 0, 0, 1 (two distinct) x 40: 0, 4, 8 (three)
+    assert torch.equal(crops[cells], grid_crops(image, 32, 3))
 
 
 @pytest.mark.parametrize("size", [(255, 301), (224, 224), (300, 250)])

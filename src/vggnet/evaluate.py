@@ -14,6 +14,7 @@ import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 
 import torch
@@ -123,17 +124,15 @@ def multicrop_posteriors(
     """Posteriors averaged over a grid x grid of crops of each image (and their mirrors)."""
     crop = sm.model.spec.crop_size
     distinct = [distinct_grid_crops(image, crop, grid) for image in images]
-    crops = torch.cat([c for c, _ in distinct])
-    counts = torch.cat([n for _, n in distinct])
-    owner = torch.repeat_interleave(
-        torch.arange(len(images)), torch.tensor([len(n) for _, n in distinct])
-    )
+    crops = torch.cat([c for c, _ in distinct])  # (windows, C, s, s): repeats scored once
+    starts = accumulate((len(c) for c, _ in distinct[:-1]), initial=0)
+    cells = torch.stack(
+        [cell + start for (_, cell), start in zip(distinct, starts, strict=True)]
+    )  # (N, G*G)
     posteriors = _forward(sm, crops, False, batch_size).softmax(1)
     if flip:  # the mirrors: another pass, not a second copy of every crop
         posteriors = (posteriors + _forward(sm, crops.flip(-1), False, batch_size).softmax(1)) / 2
-    weights = (counts / grid**2).to(posteriors)
-    mean = posteriors.new_zeros(len(images), posteriors.shape[1])
-    return mean.index_add_(0, owner.to(posteriors.device), posteriors * weights[:, None])
+    return posteriors[cells.to(posteriors.device)].mean(1)
 
 
 def group_by_size(images: list[torch.Tensor]) -> list[list[int]]:

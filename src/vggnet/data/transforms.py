@@ -8,7 +8,6 @@ pure function of (seed, epoch, index), whatever the number of workers or process
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -192,18 +191,19 @@ def grid_crops(image: torch.Tensor, crop: int, grid: int) -> torch.Tensor:
 def distinct_grid_crops(
     image: torch.Tensor, crop: int, grid: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The distinct crops of ``grid_crops`` and how many grid cells each stands for.
+    """The distinct windows of ``grid_crops``, and for each grid cell the index of its window.
 
-    An image barely larger than the crop repeats windows (at Q = crop all of them are one),
-    so scoring the distinct ones, weighted by their counts, gives the grid's mean for less.
+    An image barely larger than the crop repeats windows (at Q = crop all of them are one):
+    scoring each distinct window once and gathering by cell gives the grid's mean for less.
     """
-    cells = Counter(
+    cells = [
         (t, x)
         for t in grid_offsets(image.shape[-2], crop, grid)
         for x in grid_offsets(image.shape[-1], crop, grid)
-    )
-    crops = torch.stack([image[:, t : t + crop, x : x + crop] for t, x in cells])
-    return crops, torch.tensor(list(cells.values()))
+    ]
+    windows = list(dict.fromkeys(cells))
+    crops = torch.stack([image[:, t : t + crop, x : x + crop] for t, x in windows])
+    return crops, torch.tensor([windows.index(cell) for cell in cells])
 
 
 class BatchNormalizer(nn.Module):
