@@ -86,7 +86,14 @@ def test_distinct_grid_crops_index_back_to_the_grid(height, width, windows):
     image = torch.arange(3 * height * width).reshape(3, height, width)
     crops, cells = distinct_grid_crops(image, 32, 3)
     assert len(crops) == windows  # 33: offsets 0, 0, 1 (two distinct) x 40: 0, 4, 8 (three)
-    assert torch.equal(crops[cells], grid_crops(image, 32, 3))
+    grid = torch.stack(
+        [
+            image[:, t : t + 32, x : x + 32]
+            for t in (round(i * (height - 32) / 2) for i in range(3))
+            for x in (round(i * (width - 32) / 2) for i in range(3))
+        ]
+    )  # the nine windows, row by row, with Python's rounding (0.5 -> 0)
+    assert torch.equal(crops[cells], grid) and torch.equal(grid_crops(image, 32, 3), grid)
 
 
 @pytest.mark.parametrize("size", [(255, 301), (224, 224), (300, 250)])

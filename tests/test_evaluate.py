@@ -14,7 +14,7 @@ from PIL import Image
 from tests.helpers import tiny, write_image_folder
 from vggnet import VGGError, save_checkpoint
 from vggnet.data import open_source
-from vggnet.evaluate import Protocol, Scores, load_models, score_images
+from vggnet.evaluate import Protocol, Scores, join_parts, load_models, score_images
 from vggnet.preprocessing import Preprocessing
 
 CLASSES = ["a", "b", "c"]
@@ -145,6 +145,21 @@ def test_multi_crop_at_the_crop_size_scores_one_window(tmp_path, square, monkeyp
     assert sum(seen) == 2 * len(multi.labels)
     dense = posteriors([ckpt], square, Protocol("dense", [32], flip=True)).combined()
     torch.testing.assert_close(multi.combined(), dense, rtol=1e-5, atol=1e-6)
+
+
+def test_joined_dense_and_multi_crop_passes_equal_one_dense_plus_multi_crop_pass(tmp_path, folder):
+    ckpt = make_checkpoint(tmp_path / "m.ckpt")
+    dense = posteriors([ckpt], folder, Protocol("dense", [40, 44], flip=True))
+    multi = posteriors([ckpt], folder, Protocol("multi-crop", [40, 44], flip=True, grid=2))
+    both = posteriors([ckpt], folder, Protocol("dense+multi-crop", [40, 44], flip=True, grid=2))
+    joined = join_parts(dense, multi)
+    assert joined.parts == both.parts and joined.seconds == dense.seconds + multi.seconds
+    torch.testing.assert_close(joined.combined(), both.combined(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(VGGError, match=r"different parts \(got dense and dense\)"):
+        join_parts(dense, dense)
+    other = posteriors([ckpt], folder, Protocol("multi-crop", [40], flip=True, grid=2))
+    with pytest.raises(VGGError, match="same checkpoints, images, scales and flip"):
+        join_parts(dense, other)
 
 
 def test_scoring_folds_batch_norm_without_changing_the_scores(tmp_path, folder):

@@ -28,7 +28,14 @@ from vggnet.data import open_source
 from vggnet.data.geometry import Scale, default_test_scales
 from vggnet.devices import default_device
 from vggnet.errors import VGGError
-from vggnet.evaluate import Protocol, format_results, prepare, result_row, score_images
+from vggnet.evaluate import (
+    Protocol,
+    format_results,
+    join_parts,
+    prepare,
+    result_row,
+    score_images,
+)
 from vggnet.reproduce.grid import RECIPE
 from vggnet.serialization import atomic_write_text
 from vggnet.train import train
@@ -102,11 +109,11 @@ def run_demo(
     model = load_checkpoint(final)
     source = open_source(data, "val")
     dense = Protocol("dense", DEMO_TEST_SCALES, flip=True)
-    both = Protocol("dense+multi-crop", DEMO_TEST_SCALES, flip=True, grid=3)
+    multi = Protocol("multi-crop", DEMO_TEST_SCALES, flip=True, grid=3)
     center = Protocol("center", [DEMO_SCALE])
     torch_device = torch.device(device)
     rows = []
-    for protocol in (center, dense, both):
+    for protocol in (center, dense, multi):
         scored = prepare(model, protocol, torch_device, str(final))
         scores = score_images(
             [scored],
@@ -122,9 +129,10 @@ def run_demo(
         elif protocol is dense:
             rows.append(result_row(scores, "dense", scales=[DEMO_SCALE]))
             rows.append(result_row(scores, "dense"))
-        else:
-            rows.append(result_row(scores, "multi-crop", parts=("multi-crop",)))
-            rows.append(result_row(scores, "dense+multi-crop"))
+            dense_scores = scores
+        else:  # dense + multi-crop from the two passes: dense is not scored twice
+            rows.append(result_row(scores, "multi-crop"))
+            rows.append(result_row(join_parts(dense_scores, scores), "dense+multi-crop"))
     for row in rows:
         row["grid"] = 3 if "multi-crop" in row["method"] else None
     print()

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import accumulate
 from pathlib import Path
 
@@ -453,6 +453,33 @@ def merge_scores(files: list[Scores], names: list[str]) -> Scores:
         [s for f in files for s in f.scales],
         [p for f in files for p in f.posteriors],
         first.skipped,
+    )
+
+
+def join_parts(first: Scores, second: Scores) -> Scores:
+    """The same models' scores of two protocols as one (e.g. dense and multi-crop -> both).
+
+    Lets a caller that wants each protocol's own rate also report their combination
+    without scoring the first protocol twice.
+    """
+    same = (
+        first.checkpoints == second.checkpoints
+        and first.scales == second.scales
+        and first.flip == second.flip
+        and torch.equal(first.indices, second.indices)
+    )
+    if not same or set(first.parts) & set(second.parts):
+        raise VGGError(
+            "join_parts needs two passes of the same checkpoints, images, scales and flip "
+            f"with different parts (got {'/'.join(first.parts)} and {'/'.join(second.parts)})"
+        )
+    return replace(
+        first,
+        parts=first.parts + second.parts,
+        posteriors=[
+            torch.cat(pair, dim=1) for pair in zip(first.posteriors, second.posteriors, strict=True)
+        ],
+        seconds=first.seconds + second.seconds,
     )
 
 

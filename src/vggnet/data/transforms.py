@@ -183,9 +183,8 @@ def center_crop(image: torch.Tensor, crop: int) -> torch.Tensor:
 
 def grid_crops(image: torch.Tensor, crop: int, grid: int) -> torch.Tensor:
     """A regular ``grid`` x ``grid`` of ``crop`` squares of a (C, H, W) tensor: (grid^2, C, crop, crop)."""
-    tops = grid_offsets(image.shape[-2], crop, grid)
-    lefts = grid_offsets(image.shape[-1], crop, grid)
-    return torch.stack([image[:, t : t + crop, x : x + crop] for t in tops for x in lefts])
+    crops, cells = distinct_grid_crops(image, crop, grid)
+    return crops[cells]
 
 
 def distinct_grid_crops(
