@@ -14,7 +14,15 @@ from PIL import Image
 from tests.helpers import tiny, write_image_folder
 from vggnet import VGGError, save_checkpoint
 from vggnet.data import open_source
-from vggnet.evaluate import Protocol, Scores, join_parts, load_models, score_images
+from vggnet.evaluate import (
+    Protocol,
+    Scores,
+    join_parts,
+    load_models,
+    merge_scores,
+    save_scores,
+    score_images,
+)
 from vggnet.preprocessing import Preprocessing
 
 CLASSES = ["a", "b", "c"]
@@ -288,6 +296,60 @@ def test_saved_scores_recombine_into_the_direct_ensemble(tmp_path, folder, run_c
     assert direct["images"] == saved["images"] == 9
     status, out, _ = run_cli("ensemble", tmp_path / "a.pt", "--method", "dense", "--scales", "44")
     assert status == 0 and "44" in out
+
+
+def hand_scores(parts, values, flip=True, scales=(32,), labels=(0, 1)):
+    """Scores of one model whose posteriors are ``values[part]`` (N, K) at every scale."""
+    stacked = torch.stack([torch.tensor(values[p], dtype=torch.float32) for p in parts])
+    return Scores(
+        list(CLASSES),
+        torch.tensor(labels),
+        torch.arange(len(labels)),
+        ["m.ckpt"],
+        tuple(parts),
+        flip,
+        [list(scales)],
+        [stacked.expand(len(scales), *stacked.shape).clone()],
+    )
+
+
+def test_an_ensemble_of_files_keeps_the_parts_every_file_holds(tmp_path, run_cli):
+    both = hand_scores(
+        ("dense", "multi-crop"),
+        {"dense": [[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]], "multi-crop": [[0.1, 0.1, 0.8]] * 2},
+    )
+    dense = hand_scores(("dense",), {"dense": [[0.0, 0.9, 0.1], [0.1, 0.8, 0.1]]})
+    merged = merge_scores([both, dense], ["both.pt", "dense.pt"])
+    assert merged.parts == ("dense",)
+    # by hand: the mean of the two files' dense posteriors
+    expected = torch.tensor([[0.3, 0.6, 0.1], [0.15, 0.5, 0.35]])
+    torch.testing.assert_close(merged.combined(), expected)
+    save_scores(both, tmp_path / "both.pt")
+    save_scores(dense, tmp_path / "dense.pt")
+    status, out, err = run_cli("ensemble", tmp_path / "both.pt", tmp_path / "dense.pt")
+    assert status == 0, err
+    assert out.splitlines()[1].split()[0] == "dense"
+    assert out.splitlines()[1].split()[3] == "50.00"  # both images -> class 1; labels 0, 1
+    status, _, err = run_cli(
+        "ensemble", tmp_path / "both.pt", tmp_path / "dense.pt", "--method", "multi-crop"
+    )
+    assert status == 2 and err.count("\n") == 1
+    assert "saved scores have no multi-crop: they hold dense" in err
+
+
+def test_an_ensemble_of_files_refuses_what_cannot_be_averaged():
+    dense = {"dense": [[0.5, 0.3, 0.2]] * 2}
+    a = hand_scores(("dense",), dense)
+    cases = [
+        (hand_scores(("dense",), dense, flip=False), "b.pt was scored without flips, a.pt with"),
+        (hand_scores(("multi-crop",), {"multi-crop": dense["dense"]}), "no protocol part is in"),
+        (hand_scores(("dense",), dense, labels=(0, 2)), "b.pt and a.pt scored different images"),
+    ]
+    for b, message in cases:
+        with pytest.raises(VGGError, match=message):
+            merge_scores([a, b], ["a.pt", "b.pt"])
+    with pytest.raises(VGGError, match="saved scores have no dense/multi-crop"):
+        hand_scores(("center",), {"center": dense["dense"]}).combined(("dense", "multi-crop"))
 
 
 def test_bad_inputs_are_one_line(tmp_path, folder, run_cli):

@@ -194,11 +194,17 @@ class Scores:
     ) -> torch.Tensor:
         """The ensemble's posteriors: mean over parts and scales per model, then over models."""
         parts = parts or self.parts
+        missing = [p for p in parts if p not in self.parts]
+        if missing:
+            raise VGGError(
+                f"saved scores have no {'/'.join(missing)}: they hold {'/'.join(self.parts)} "
+                "(choose one of those with --method)"
+            )
         per_model = []
         for model_scales, post in zip(self.scales, self.posteriors, strict=True):
             s_idx = [i for i, q in enumerate(model_scales) if scales is None or q in scales]
-            p_idx = [self.parts.index(p) for p in parts if p in self.parts]
-            if not s_idx or not p_idx:
+            p_idx = [self.parts.index(p) for p in parts]
+            if not s_idx:
                 raise VGGError(
                     f"saved scores have no {'/'.join(parts)} at scales {scales}: they hold "
                     f"{'/'.join(self.parts)} at {model_scales}"
@@ -428,8 +434,13 @@ def result_row(scores: Scores, method: str, parts=None, scales=None) -> dict:
 
 
 def merge_scores(files: list[Scores], names: list[str]) -> Scores:
-    """One ensemble from several scores files of the same images (their models side by side)."""
+    """One ensemble from several scores files of the same images (their models side by side).
+
+    Keeps the protocol parts that every file holds, so that a dense-only file joins a
+    dense + multi-crop one on dense.
+    """
     first = files[0]
+    parts = tuple(p for p in first.parts if all(p in f.parts for f in files))
     for other, name in zip(files[1:], names[1:], strict=True):
         if other.classes != first.classes:
             raise VGGError(f"{name} and {names[0]} have different class lists")
@@ -439,19 +450,23 @@ def merge_scores(files: list[Scores], names: list[str]) -> Scores:
             raise VGGError(
                 f"{name} and {names[0]} scored different images: evaluate the same --data"
             )
-        if other.parts != first.parts:
+        if other.flip != first.flip:
             raise VGGError(
-                f"{name} holds {'/'.join(other.parts)}, {names[0]} {'/'.join(first.parts)}"
+                f"{name} was scored {'with' if other.flip else 'without'} flips, {names[0]} "
+                f"{'with' if first.flip else 'without'}: score both the same way (--no-flip)"
             )
+    if not parts:
+        held = "; ".join(f"{n}: {'/'.join(f.parts)}" for f, n in zip(files, names, strict=True))
+        raise VGGError(f"no protocol part is in every scores file ({held})")
     return Scores(
         first.classes,
         first.labels,
         first.indices,
         [c for f in files for c in f.checkpoints],
-        first.parts,
+        parts,
         first.flip,
         [s for f in files for s in f.scales],
-        [p for f in files for p in f.posteriors],
+        [p[:, [f.parts.index(part) for part in parts]] for f in files for p in f.posteriors],
         first.skipped,
     )
 
