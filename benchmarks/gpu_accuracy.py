@@ -23,7 +23,9 @@ multi-crop (3x3 grid, flips) and dense + multi-crop, at Q = S and at all three Q
 the ensemble of all nets (with ``--ensemble-with``, also those an earlier call scored into
 the same ``--out``: each net's scores are kept as DIR/NAME.scores.pt). DIR/accuracy.json
 and accuracy.log (and the same two files in ``--report``) are rewritten after every net,
-so a run cut short keeps what it finished.
+so a run cut short keeps what it finished. The scores files go to ``--report`` as well
+(a few MB each, no weights): nets trained on different leases ensemble afterwards on any
+machine with ``vggnet ensemble A.scores.pt B.scores.pt ...``.
 
 The device machine cannot download: carry the four IDX files, e.g. copy
 /usr/share/datasets/fashion-mnist to runs/fashion-mnist (ignored by git) and pass
@@ -82,6 +84,8 @@ NETS["E-b512"] = {**NETS["D-b512"], "config": "E"}
 NETS |= {f"D-b512-seed{seed}": {**NETS["D-b512"], "seed": seed} for seed in (1, 2)}
 # The demo's training scale (the analogue of S = 224: whole garments), at full width.
 NETS["D-b512-S32"] = {**NETS["D-b512"], "scale": "32"}
+# Crops that move by up to 2 pixels: the CPU's best single net (28 epochs, docs/RESULTS.md).
+NETS["D-b512-S34"] = {**NETS["D-b512"], "scale": "34"}
 SMOKE = {"width": 0.125, "fc_width": 32, "batch_size": 16}
 SCORE_RESERVE_S = 15.0  # per net, for scoring it (D at three scales: about 6 s on an H200)
 ENSEMBLE_RESERVE_S = 5.0
@@ -264,7 +268,8 @@ def main() -> None:
         # Scoring meets many shapes (scales, last batches): autotuning each costs more than it saves.
         torch.backends.cudnn.benchmark = False
         rows, scores = score(checkpoints[-1], name, data, args.device)
-        save_scores(scores, out / f"{name}.scores.pt")
+        for folder in reports:  # in --report too: later sessions ensemble them on a CPU
+            save_scores(scores, folder / f"{name}.scores.pt")
         per_net.append(scores)
         report["results"] += rows
         for row in rows:

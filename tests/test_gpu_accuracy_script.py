@@ -49,6 +49,25 @@ def test_smoke_run_trains_sizes_scores_and_ensembles(tmp_path):
     assert all(r["checkpoints"] == [str(tmp_path / r["net"] / "last.ckpt")] for r in singles)
     assert all(0 <= r["top1_error"] <= 100 and r["images"] == 16 for r in report["results"])
     assert (tmp_path / "accuracy.log").read_text().startswith("cpu")
+    # Each net's scores come back with the report: a later `vggnet ensemble` of them
+    # gives the script's own ensemble row.
+    saved = [report_dir / f"{n}.scores.pt" for n in ("D", "D-jittered", "D-b512-S32")]
+    row = tmp_path / "ensemble.json"
+    again = subprocess.run(
+        [sys.executable, "-m", "vggnet", "ensemble", *map(str, saved), "--json", str(row)],
+        env=worker_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0, again.stderr
+    ensemble = json.loads(row.read_text())
+    [script_row] = [
+        r
+        for r in report["results"]
+        if r["net"] == "D+D-jittered+D-b512-S32" and r["method"] == "dense+multi-crop"
+    ]
+    assert ensemble["top1_error"] == script_row["top1_error"]
+    assert ensemble["scales"] == script_row["scales"]
 
 
 def test_epoch_cost_is_the_last_epochs_parts(tmp_path):
@@ -109,7 +128,7 @@ def test_an_unknown_net_is_refused_in_one_line(tmp_path):
     assert done.returncode == 1
     assert (
         done.stderr.strip() == "gpu_accuracy.py: --nets VGG16: choose from D, E, D-jittered, "
-        "D-b512, E-b512, D-b512-seed1, D-b512-seed2, D-b512-S32"
+        "D-b512, E-b512, D-b512-seed1, D-b512-seed2, D-b512-S32, D-b512-S34"
     )
     assert not (tmp_path / "D").exists()  # refused before any training
 
