@@ -200,10 +200,10 @@ class Scores:
                 f"saved scores have no {'/'.join(missing)}: they hold {'/'.join(self.parts)} "
                 "(choose one of those with --method)"
             )
+        p_idx = [self.parts.index(p) for p in parts]
         per_model = []
         for model_scales, post in zip(self.scales, self.posteriors, strict=True):
             s_idx = [i for i, q in enumerate(model_scales) if scales is None or q in scales]
-            p_idx = [self.parts.index(p) for p in parts]
             if not s_idx:
                 raise VGGError(
                     f"saved scores have no {'/'.join(parts)} at scales {scales}: they hold "
