@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -335,6 +336,40 @@ def test_an_ensemble_of_files_keeps_the_parts_every_file_holds(tmp_path, run_cli
     )
     assert status == 2 and err.count("\n") == 1
     assert "saved scores have no multi-crop: they hold dense" in err
+
+
+def test_an_ensemble_gives_each_file_its_own_test_scales(tmp_path, run_cli):
+    def by_scale(rows):  # one model, one part; rows[q] is its (N, K) posteriors at scale q
+        post = torch.tensor(list(rows.values()), dtype=torch.float32).unsqueeze(1)
+        return replace(
+            hand_scores(("multi-crop",), {"multi-crop": rows[min(rows)]}),
+            scales=[list(rows)],
+            posteriors=[post],
+        )
+
+    a = by_scale({32: [[0.9, 0.1, 0.0], [0.9, 0.1, 0.0]], 34: [[0.8, 0.2, 0.0], [0.2, 0.7, 0.1]]})
+    b = by_scale({32: [[0.6, 0.0, 0.4], [0.0, 0.3, 0.7]], 36: [[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]})
+    save_scores(a, tmp_path / "a.pt")
+    save_scores(b, tmp_path / "b.pt")
+    # by hand: a at Q = 34 and b at Q = 32 -> classes 0 and 1, both right
+    expected = torch.tensor([[0.7, 0.1, 0.2], [0.1, 0.5, 0.4]])
+    merged = merge_scores([a.at_scales([34], "a.pt"), b.at_scales([32], "b.pt")], ["a", "b"])
+    torch.testing.assert_close(merged.combined(), expected)
+    files = [tmp_path / "a.pt", tmp_path / "b.pt"]
+    status, out, err = run_cli("ensemble", *files, "--scales", "34", "--scales", "32")
+    assert status == 0, err
+    assert out.splitlines()[1].split()[1:5] == ["34", "|", "32", "yes"]
+    assert out.splitlines()[1].split()[5] == "0.00"
+    status, out, _ = run_cli("ensemble", *files, "--scales", "32")  # one list: every file
+    assert status == 0 and out.splitlines()[1].split()[3] == "50.00"  # image 1 -> class 0 at 0.45
+    cases = [
+        (["--scales", "34", "--scales", "32", "--scales", "32"], "--scales is given 3 times for 2"),
+        (["--scales", "34", "--scales", "34"], "b.pt holds no scale 34: it was scored at 32,36"),
+    ]
+    for extra, message in cases:
+        status, _, err = run_cli("ensemble", *files, *extra)
+        assert status == 2 and err.count("\n") == 1, err
+        assert message in err, err
 
 
 def test_an_ensemble_of_files_refuses_what_cannot_be_averaged():

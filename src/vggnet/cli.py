@@ -231,7 +231,12 @@ def add_eval_parsers(sub) -> None:
         help="parts to average (default: all saved)",
     )
     n.add_argument(
-        "--scales", type=_scales, metavar="Q[,Q...]", help="scales to average (default: all saved)"
+        "--scales",
+        type=_scales,
+        action="append",
+        metavar="Q[,Q...]",
+        help="scales to average (default: all saved); once for all files, or once per file "
+        "in their order (each net at its own Q)",
     )
     n.add_argument("--json", metavar="FILE")
 
@@ -588,9 +593,19 @@ def run_ensemble(args: argparse.Namespace) -> None:
 
     from vggnet.evaluate import PARTS, Scores, format_results, merge_scores, result_row
 
-    merged = merge_scores([Scores.load(p) for p in args.scores], args.scores)
+    files = [Scores.load(p) for p in args.scores]
+    scales = args.scales or []
+    if len(scales) > 1:
+        if len(scales) != len(files):
+            raise VGGError(
+                f"--scales is given {len(scales)} times for {len(files)} scores files: give it "
+                "once for all of them, or once per file in their order"
+            )
+        files = [f.at_scales(q, p) for f, q, p in zip(files, scales, args.scores, strict=True)]
+    merged = merge_scores(files, args.scores)
     method = args.method or "+".join(merged.parts)
-    row = result_row(merged, method, PARTS[args.method] if args.method else None, args.scales)
+    parts = PARTS[args.method] if args.method else None
+    row = result_row(merged, method, parts, scales[0] if len(scales) == 1 else None)
     print(format_results([row]))
     if args.json:
         from vggnet.serialization import atomic_write_text

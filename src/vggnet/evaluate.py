@@ -212,6 +212,23 @@ class Scores:
             per_model.append(post[s_idx][:, p_idx].mean(dim=(0, 1)))
         return torch.stack(per_model).mean(0)
 
+    def at_scales(self, scales: list[int], name: str) -> Scores:
+        """These scores at the test scales Q given only (each model's own Q, for an ensemble)."""
+        kept = []
+        for model_scales in self.scales:
+            lacking = [q for q in scales if q not in model_scales]
+            if lacking:
+                raise VGGError(
+                    f"{name} holds no scale {'/'.join(map(str, lacking))}: it was scored at "
+                    f"{','.join(map(str, model_scales))} (choose from those with --scales)"
+                )
+            kept.append([model_scales.index(q) for q in scales])
+        return replace(
+            self,
+            scales=[list(scales) for _ in self.scales],
+            posteriors=[post[idx] for post, idx in zip(self.posteriors, kept, strict=True)],
+        )
+
     def to_dict(self) -> dict:
         """Plain data for ``torch.save`` (loadable with weights_only)."""
         return {
