@@ -365,6 +365,8 @@ def test_an_ensemble_gives_each_file_its_own_test_scales(tmp_path, run_cli):
     cases = [
         (["--scales", "34", "--scales", "32", "--scales", "32"], "--scales is given 3 times for 2"),
         (["--scales", "34", "--scales", "34"], "b.pt holds no scale 34: it was scored at 32,36"),
+        (["--scales", "32,36"], "a.pt holds no scale 36: it was scored at 32,34"),  # one for all
+        (["--scales", "32,32"], "'32,32' names scale 32 more than once"),
     ]
     for extra, message in cases:
         status, _, err = run_cli("ensemble", *files, *extra)

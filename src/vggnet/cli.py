@@ -167,11 +167,17 @@ def _at_least(minimum: int):
 
 def _scales(text: str) -> list[int]:
     try:
-        return [int(q) for q in text.split(",") if q.strip()]
+        scales = [int(q) for q in text.split(",") if q.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a list of integers like 224,256,288"
         ) from None
+    twice = sorted({q for q in scales if scales.count(q) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names scale {'/'.join(map(str, twice))} more than once (it would weigh double)"
+        )
+    return scales
 
 
 def add_eval_parsers(sub) -> None:
@@ -594,8 +600,8 @@ def run_ensemble(args: argparse.Namespace) -> None:
     from vggnet.evaluate import PARTS, Scores, format_results, merge_scores, result_row
 
     files = [Scores.load(p) for p in args.scores]
-    scales = args.scales or []
-    if len(scales) > 1:
+    if args.scales:
+        scales = args.scales * len(files) if len(args.scales) == 1 else args.scales
         if len(scales) != len(files):
             raise VGGError(
                 f"--scales is given {len(scales)} times for {len(files)} scores files: give it "
@@ -604,8 +610,7 @@ def run_ensemble(args: argparse.Namespace) -> None:
         files = [f.at_scales(q, p) for f, q, p in zip(files, scales, args.scores, strict=True)]
     merged = merge_scores(files, args.scores)
     method = args.method or "+".join(merged.parts)
-    parts = PARTS[args.method] if args.method else None
-    row = result_row(merged, method, parts, scales[0] if len(scales) == 1 else None)
+    row = result_row(merged, method, PARTS[args.method] if args.method else None)
     print(format_results([row]))
     if args.json:
         from vggnet.serialization import atomic_write_text
