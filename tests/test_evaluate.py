@@ -23,6 +23,7 @@ from vggnet.evaluate import (
     merge_scores,
     save_scores,
     score_images,
+    shared_errors,
 )
 from vggnet.preprocessing import Preprocessing
 
@@ -372,6 +373,45 @@ def test_an_ensemble_gives_each_file_its_own_test_scales(tmp_path, run_cli):
         status, _, err = run_cli("ensemble", *files, *extra)
         assert status == 2 and err.count("\n") == 1, err
         assert message in err, err
+
+
+def test_an_ensemble_counts_the_errors_its_members_share(tmp_path, run_cli):
+    def member(name, multi_crop):  # dense is right on every image; multi-crop as given
+        dense = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+        values = {"dense": dense, "multi-crop": multi_crop}
+        scores = hand_scores(("dense", "multi-crop"), values, labels=(0, 1, 2, 0))
+        return replace(scores, checkpoints=[name])
+
+    # labels 0, 1, 2, 0; by hand, multi-crop: a errs on images 2, 3; b on 0, 2; c on 1, 2
+    # and 3, where a tie between the label and another class counts as an error
+    a = member("a.ckpt", [[0.9, 0.1, 0.0], [0.1, 0.9, 0.0], [0.6, 0.0, 0.4], [0.2, 0.8, 0.0]])
+    b = member("b.ckpt", [[0.3, 0.7, 0.0], [0.0, 0.8, 0.2], [0.7, 0.0, 0.3], [0.9, 0.0, 0.1]])
+    c = member("c.ckpt", [[0.8, 0.1, 0.1], [0.0, 0.4, 0.6], [0.5, 0.4, 0.1], [0.5, 0.5, 0.0]])
+    files = []
+    for name, scores in (("a", a), ("b", b), ("c", c)):
+        files.append(tmp_path / f"{name}.pt")
+        save_scores(scores, files[-1])
+    merged = merge_scores([a, b, c], ["a", "b", "c"])
+    assert shared_errors(merged, ("multi-crop",)) == {
+        "members": ["a.ckpt", "b.ckpt", "c.ckpt"],
+        "images": 4,
+        "wrong": [2, 2, 3],
+        "shared": [[2, 1, 2], [1, 2, 1], [2, 1, 3]],
+        "wrong_for_all": 1,
+        "wrong_for_any": 4,
+    }
+    assert shared_errors(merged, ("dense",))["wrong_for_any"] == 0
+    out_json = tmp_path / "e.json"
+    args = ("ensemble", *files, "--method", "multi-crop", "--overlap", "--json", out_json)
+    status, out, err = run_cli(*args)
+    assert status == 0, err
+    assert json.loads(out_json.read_text())["overlap"] == shared_errors(merged, ("multi-crop",))
+    rows = out.splitlines()
+    assert rows[5].split() == ["2", "b.ckpt", "2", "1", "-", "1"]
+    assert rows[-1] == "wrong for every member: 1; for at least one: 4"
+    status, out, err = run_cli("ensemble", *files, "--method", "multi-crop", "--json", out_json)
+    assert status == 0 and len(out.splitlines()) == 2, err
+    assert "overlap" not in json.loads(out_json.read_text())
 
 
 def test_an_ensemble_of_files_refuses_what_cannot_be_averaged():

@@ -244,6 +244,11 @@ def add_eval_parsers(sub) -> None:
         help="scales to average (default: all saved); once for all files, or once per file "
         "in their order (each net at its own Q)",
     )
+    n.add_argument(
+        "--overlap",
+        action="store_true",
+        help="also count each member's top-1 errors and those each pair of members shares",
+    )
     n.add_argument("--json", metavar="FILE")
 
     for name, text in (
@@ -597,7 +602,15 @@ def run_ensemble(args: argparse.Namespace) -> None:
     check_output(args.json, "--json")
     import json
 
-    from vggnet.evaluate import PARTS, Scores, format_results, merge_scores, result_row
+    from vggnet.evaluate import (
+        PARTS,
+        Scores,
+        format_results,
+        format_shared_errors,
+        merge_scores,
+        result_row,
+        shared_errors,
+    )
 
     files = [Scores.load(p) for p in args.scores]
     if args.scales:
@@ -610,8 +623,12 @@ def run_ensemble(args: argparse.Namespace) -> None:
         files = [f.at_scales(q, p) for f, q, p in zip(files, scales, args.scores, strict=True)]
     merged = merge_scores(files, args.scores)
     method = args.method or "+".join(merged.parts)
-    row = result_row(merged, method, PARTS[args.method] if args.method else None)
+    parts = PARTS[args.method] if args.method else None
+    row = result_row(merged, method, parts)
     print(format_results([row]))
+    if args.overlap:
+        row["overlap"] = shared_errors(merged, parts)
+        print(format_shared_errors(row["overlap"]))
     if args.json:
         from vggnet.serialization import atomic_write_text
 

@@ -30,7 +30,7 @@ from vggnet.data.transforms import BatchNormalizer, center_crop, distinct_grid_c
 from vggnet.devices import autocast, default_device, inference_precision, resolve_device
 from vggnet.distributed import Dist, process_group
 from vggnet.errors import VGGError
-from vggnet.metrics import error_percent, top_k_correct
+from vggnet.metrics import error_percent, label_rank, top_k_correct
 from vggnet.model import VGG, fold_batch_norm, to_dense
 from vggnet.serialization import atomic_save, safe_load
 
@@ -193,6 +193,12 @@ class Scores:
         self, parts: tuple[str, ...] | None = None, scales: list[int] | None = None
     ) -> torch.Tensor:
         """The ensemble's posteriors: mean over parts and scales per model, then over models."""
+        return torch.stack(self.per_model(parts, scales)).mean(0)
+
+    def per_model(
+        self, parts: tuple[str, ...] | None = None, scales: list[int] | None = None
+    ) -> list[torch.Tensor]:
+        """Each model's posteriors, averaged over the given parts and scales: the members."""
         parts = parts or self.parts
         missing = [p for p in parts if p not in self.parts]
         if missing:
@@ -210,7 +216,7 @@ class Scores:
                     f"{'/'.join(self.parts)} at {model_scales}"
                 )
             per_model.append(post[s_idx][:, p_idx].mean(dim=(0, 1)))
-        return torch.stack(per_model).mean(0)
+        return per_model
 
     def at_scales(self, scales: list[int], name: str) -> Scores:
         """These scores at the test scales Q given only (each model's own Q, for an ensemble)."""
@@ -417,6 +423,45 @@ def errors(posteriors: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
         "top1_error": error_percent(c1, len(labels)),
         "top5_error": error_percent(c5, len(labels)),
     }
+
+
+def shared_errors(
+    scores: Scores, parts: tuple[str, ...] | None = None, scales: list[int] | None = None
+) -> dict:
+    """How alike an ensemble's members err: top-1 errors of each, of each pair, of all, of any.
+
+    Averaging can only fix the images where members disagree, so this says what an
+    ensemble of these members can gain before it is scored.
+    """
+    wrong = [label_rank(p, scores.labels) > 0 for p in scores.per_model(parts, scales)]
+    stacked = torch.stack(wrong)
+    return {
+        "members": scores.checkpoints,
+        "images": len(scores.labels),
+        "wrong": [int(w.sum()) for w in wrong],
+        "shared": [[int((a & b).sum()) for b in wrong] for a in wrong],
+        "wrong_for_all": int(stacked.all(0).sum()),
+        "wrong_for_any": int(stacked.any(0).sum()),
+    }
+
+
+def format_shared_errors(overlap: dict) -> str:
+    """A terminal table of ``shared_errors``: members' errors and the ones each pair shares."""
+    n = len(overlap["members"])
+    width = max(len(m) for m in overlap["members"])
+    head = f"{'member':<{width + 4}} {'wrong':>6}  " + " ".join(f"{j + 1:>6}" for j in range(n))
+    lines = [
+        f"top-1 errors of each member and shared by each pair, of {overlap['images']} images",
+        head,
+    ]
+    for i, (name, row) in enumerate(zip(overlap["members"], overlap["shared"], strict=True)):
+        cells = " ".join(f"{'-' if i == j else c:>6}" for j, c in enumerate(row))
+        lines.append(f"{i + 1:>2}  {name:<{width}} {overlap['wrong'][i]:>6}  {cells}")
+    lines.append(
+        f"wrong for every member: {overlap['wrong_for_all']}; "
+        f"for at least one: {overlap['wrong_for_any']}"
+    )
+    return "\n".join(lines)
 
 
 def load_models(

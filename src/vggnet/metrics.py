@@ -24,9 +24,14 @@ def top_k_correct(
     Ties count against the label: its rank is the number of other classes scoring at
     least as high, so a net that outputs constant scores is always wrong.
     """
-    target = scores.gather(1, labels[:, None])
-    rank = (scores >= target).sum(1) - 1
+    rank = label_rank(scores, labels)
     return [int((rank < min(k, scores.shape[1])).sum()) for k in ks]
+
+
+def label_rank(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Each row's rank of its label (0: top), ties counted against the label."""
+    target = scores.gather(1, labels[:, None])
+    return (scores >= target).sum(1) - 1
 
 
 def error_percent(correct: int, total: int) -> float:
