@@ -280,22 +280,30 @@ def test_saved_scores_recombine_into_the_direct_ensemble(tmp_path, folder, run_c
             *common,
             "--save-scores",
             tmp_path / f"{name}.pt",
+            "--json",
+            tmp_path / f"{name}.json",
         )
         assert status == 0, err
     status, out, err = run_cli(
-        "eval", "--checkpoint", a, "--checkpoint", b, *common, "--json", tmp_path / "direct.json"
-    )
+        "eval", "--checkpoint", a, "--checkpoint", b, *common, "--json", tmp_path / "direct.json",
+        "--overlap",
+    )  # fmt: skip
     assert status == 0, err
     assert "dense+multi-crop" in out and "top-1 err %" in out
     status, out, _ = run_cli(
-        "ensemble", tmp_path / "a.pt", tmp_path / "b.pt", "--json", tmp_path / "saved.json"
-    )
+        "ensemble", tmp_path / "a.pt", tmp_path / "b.pt", "--json", tmp_path / "saved.json",
+        "--overlap",
+    )  # fmt: skip
     assert status == 0
     direct, saved = (json.loads((tmp_path / f).read_text()) for f in ("direct.json", "saved.json"))
     assert (
         direct["top1_error"] == saved["top1_error"] and direct["top5_error"] == saved["top5_error"]
     )
     assert direct["images"] == saved["images"] == 9
+    # each member's errors in the overlap are its own run's, alone
+    alone = [json.loads((tmp_path / f"{n}.json").read_text())["top1_error"] for n in "ab"]
+    assert direct["overlap"]["wrong"] == [round(e * 9 / 100) for e in alone]
+    assert direct["overlap"] == saved["overlap"]
     status, out, _ = run_cli("ensemble", tmp_path / "a.pt", "--method", "dense", "--scales", "44")
     assert status == 0 and "44" in out
 

@@ -6,11 +6,14 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from vggnet import configs
 from vggnet.errors import VGGError
 from vggnet.schedule import SCHEDULES
+
+if TYPE_CHECKING:
+    from vggnet.evaluate import Scores
 
 IMPORT_FORMATS = ("torchvision", "timm", "keras", "caffe")
 EXPORT_FORMATS = ("torchvision", "safetensors", "onnx")
@@ -180,6 +183,14 @@ def _scales(text: str) -> list[int]:
     return scales
 
 
+def _add_overlap_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--overlap",
+        action="store_true",
+        help="also count each member's top-1 errors and those each pair of members shares",
+    )
+
+
 def add_eval_parsers(sub) -> None:
     """``vggnet eval``, ``vggnet ensemble`` and ``vggnet predict``."""
     e = sub.add_parser("eval", help="top-1/top-5 error with the paper's test protocols")
@@ -221,6 +232,7 @@ def add_eval_parsers(sub) -> None:
         default="name",
         help="match model and data classes by name or by sorted position",
     )
+    _add_overlap_flag(e)
     e.add_argument("--json", metavar="FILE", help="write the result as JSON")
     e.add_argument(
         "--save-scores", metavar="FILE", help="write per-image posteriors (for vggnet ensemble)"
@@ -244,11 +256,7 @@ def add_eval_parsers(sub) -> None:
         help="scales to average (default: all saved); once for all files, or once per file "
         "in their order (each net at its own Q)",
     )
-    n.add_argument(
-        "--overlap",
-        action="store_true",
-        help="also count each member's top-1 errors and those each pair of members shares",
-    )
+    _add_overlap_flag(n)
     n.add_argument("--json", metavar="FILE")
 
     for name, text in (
@@ -589,6 +597,8 @@ def run_eval(args: argparse.Namespace) -> None:
         print(
             f"({len(scores.skipped)} unreadable images skipped: errors are over the {row['images']} scored)"
         )
+    if args.overlap:
+        print_overlap(row, scores, None)
     if args.json:
         from vggnet.serialization import atomic_write_text
 
@@ -597,20 +607,20 @@ def run_eval(args: argparse.Namespace) -> None:
         save_scores(scores, args.save_scores)
 
 
+def print_overlap(row: dict, scores: Scores, parts: tuple[str, ...] | None) -> None:
+    """Add the members' shared errors to a result row and print them under it."""
+    from vggnet.evaluate import format_shared_errors, shared_errors
+
+    row["overlap"] = shared_errors(scores, parts)
+    print(format_shared_errors(row["overlap"]))
+
+
 def run_ensemble(args: argparse.Namespace) -> None:
     """Recombine saved per-image posteriors without running the networks again."""
     check_output(args.json, "--json")
     import json
 
-    from vggnet.evaluate import (
-        PARTS,
-        Scores,
-        format_results,
-        format_shared_errors,
-        merge_scores,
-        result_row,
-        shared_errors,
-    )
+    from vggnet.evaluate import PARTS, Scores, format_results, merge_scores, result_row
 
     files = [Scores.load(p) for p in args.scores]
     if args.scales:
@@ -627,8 +637,7 @@ def run_ensemble(args: argparse.Namespace) -> None:
     row = result_row(merged, method, parts)
     print(format_results([row]))
     if args.overlap:
-        row["overlap"] = shared_errors(merged, parts)
-        print(format_shared_errors(row["overlap"]))
+        print_overlap(row, merged, parts)
     if args.json:
         from vggnet.serialization import atomic_write_text
 
