@@ -184,6 +184,7 @@ def _scales(text: str) -> list[int]:
 
 
 def _add_overlap_flag(parser: argparse.ArgumentParser) -> None:
+    """``--overlap`` of ``vggnet eval`` and ``vggnet ensemble``: how alike the members err."""
     parser.add_argument(
         "--overlap",
         action="store_true",

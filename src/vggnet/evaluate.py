@@ -430,8 +430,8 @@ def shared_errors(
 ) -> dict:
     """How alike an ensemble's members err: top-1 errors of each, of each pair, of all, of any.
 
-    Averaging can only fix the images where members disagree, so this says what an
-    ensemble of these members can gain before it is scored.
+    Averaging seldom rights an image that every member gets wrong, so members that
+    share most of their errors gain little from being averaged.
     """
     wrong = [label_rank(p, scores.labels) > 0 for p in scores.per_model(parts, scales)]
     stacked = torch.stack(wrong)
