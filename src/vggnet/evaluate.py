@@ -425,15 +425,13 @@ def errors(posteriors: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     }
 
 
-def shared_errors(
-    scores: Scores, parts: tuple[str, ...] | None = None, scales: list[int] | None = None
-) -> dict:
+def shared_errors(scores: Scores, parts: tuple[str, ...] | None = None) -> dict:
     """How alike an ensemble's members err: top-1 errors of each, of each pair, of all, of any.
 
     Averaging seldom rights an image that every member gets wrong, so members that
     share most of their errors gain little from being averaged.
     """
-    wrong = [label_rank(p, scores.labels) > 0 for p in scores.per_model(parts, scales)]
+    wrong = [label_rank(p, scores.labels) > 0 for p in scores.per_model(parts)]
     stacked = torch.stack(wrong)
     return {
         "members": scores.checkpoints,
