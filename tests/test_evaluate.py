@@ -383,6 +383,35 @@ def test_an_ensemble_gives_each_file_its_own_test_scales(tmp_path, run_cli):
         assert message in err, err
 
 
+def test_an_ensemble_saves_only_the_parts_and_scales_it_used(tmp_path, run_cli):
+    def member(name, dense, multi_crop):  # each at Q = 32 and 34, 34 = 32's posteriors reversed
+        values = {"dense": dense, "multi-crop": multi_crop}
+        scores = hand_scores(("dense", "multi-crop"), values, scales=(32, 34))
+        post = scores.posteriors[0]
+        post[1] = post[0].flip(-1)
+        return replace(scores, checkpoints=[name], scales=[[32, 34]], posteriors=[post])
+
+    a = member("a.ckpt", [[0.6, 0.3, 0.1], [0.5, 0.4, 0.1]], [[0.2, 0.7, 0.1], [0.1, 0.3, 0.6]])
+    b = member("b.ckpt", [[0.1, 0.1, 0.8], [0.3, 0.6, 0.1]], [[0.5, 0.4, 0.1], [0.3, 0.3, 0.4]])
+    save_scores(a, tmp_path / "a.pt")
+    save_scores(b, tmp_path / "b.pt")
+    files = [tmp_path / "a.pt", tmp_path / "b.pt"]
+    slim = tmp_path / "slim.pt"
+    args = ("--method", "multi-crop", "--scales", "34", "--scales", "32")
+    status, out, err = run_cli("ensemble", *files, *args, "--save-scores", slim)
+    assert status == 0, err
+    kept = Scores.load(slim)
+    assert kept.parts == ("multi-crop",) and kept.scales == [[34], [32]]
+    assert kept.checkpoints == ["a.ckpt", "b.ckpt"]
+    # by hand: a's multi-crop reversed (Q = 34) and b's multi-crop (Q = 32), averaged
+    expected = torch.tensor([[0.3, 0.55, 0.15], [0.45, 0.3, 0.25]])
+    torch.testing.assert_close(kept.combined(), expected)
+    status, again, _ = run_cli("ensemble", slim)
+    assert status == 0 and again.splitlines()[1].split()[5:] == out.splitlines()[1].split()[5:]
+    status, _, err = run_cli("ensemble", slim, "--method", "dense")
+    assert status == 2 and "saved scores have no dense: they hold multi-crop" in err
+
+
 def test_an_ensemble_counts_the_errors_its_members_share(tmp_path, run_cli):
     def member(name, multi_crop):  # dense is right on every image; multi-crop as given
         dense = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]

@@ -114,6 +114,12 @@ def add_train_parser(sub) -> None:
         type=float,
         help="weight of the uniform target in the loss (default 0: the paper's cross-entropy)",
     )
+    t.add_argument(
+        "--random-erasing",
+        type=float,
+        help="probability of erasing a random box of each training crop to the mean "
+        "(Zhong et al.; default 0: the paper's augmentation)",
+    )
     t.add_argument("--accumulate", type=int, help="micro-batches per step, same result (default 1)")
     t.add_argument(
         "--no-lighting",
@@ -259,6 +265,12 @@ def add_eval_parsers(sub) -> None:
     )
     _add_overlap_flag(n)
     n.add_argument("--json", metavar="FILE")
+    n.add_argument(
+        "--save-scores",
+        metavar="FILE",
+        help="write the members' posteriors at these --method parts and --scales only, side "
+        "by side in one file (small enough to keep with the results)",
+    )
 
     for name, text in (
         ("features", "Appendix B descriptors of a split, saved as .npy"),
@@ -619,9 +631,17 @@ def print_overlap(row: dict, scores: Scores, parts: tuple[str, ...] | None) -> N
 def run_ensemble(args: argparse.Namespace) -> None:
     """Recombine saved per-image posteriors without running the networks again."""
     check_output(args.json, "--json")
+    check_output(args.save_scores, "--save-scores")
     import json
 
-    from vggnet.evaluate import PARTS, Scores, format_results, merge_scores, result_row
+    from vggnet.evaluate import (
+        PARTS,
+        Scores,
+        format_results,
+        merge_scores,
+        result_row,
+        save_scores,
+    )
 
     files = [Scores.load(p) for p in args.scores]
     if args.scales:
@@ -643,6 +663,8 @@ def run_ensemble(args: argparse.Namespace) -> None:
         from vggnet.serialization import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(row, indent=1) + "\n")
+    if args.save_scores:
+        save_scores(merged.with_parts(parts) if parts else merged, args.save_scores)
 
 
 def run_predict(args: argparse.Namespace) -> int:

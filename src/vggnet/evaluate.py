@@ -235,6 +235,12 @@ class Scores:
             posteriors=[post[idx] for post, idx in zip(self.posteriors, kept, strict=True)],
         )
 
+    def with_parts(self, parts: tuple[str, ...]) -> Scores:
+        """These scores for the protocol parts given only (the others dropped)."""
+        self.per_model(parts)  # refuses parts it lacks, naming them
+        idx = [self.parts.index(p) for p in parts]
+        return replace(self, parts=parts, posteriors=[post[:, idx] for post in self.posteriors])
+
     def to_dict(self) -> dict:
         """Plain data for ``torch.save`` (loadable with weights_only)."""
         return {

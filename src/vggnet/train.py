@@ -43,6 +43,7 @@ from vggnet.data import (
     single_test_scale,
     train_loader,
 )
+from vggnet.data.erasing import erase, erasing_boxes
 from vggnet.data.loader import shut_down_workers
 from vggnet.data.sources import FashionMNISTSource, FolderSource
 from vggnet.data.stats import ChannelStats, load_or_compute_stats
@@ -114,6 +115,7 @@ class TrainConfig:
     normalize: str = "paper"  # or "standard": also divide by the per-channel std
     accumulate: int = 1
     lighting: bool = True
+    random_erasing: float = 0.0  # not the paper's: probability of erasing a box of each crop
     val_labels: str | None = None
     val_batch_size: int | None = None
     strict: bool = False
@@ -234,6 +236,7 @@ def check_config(cfg: TrainConfig, d: Dist, device: torch.device) -> None:
         ("momentum", 0 <= cfg.momentum < 1, "in [0, 1)"),
         ("weight_decay", cfg.weight_decay >= 0, ">= 0"),
         ("label_smoothing", 0 <= cfg.label_smoothing < 1, "in [0, 1)"),
+        ("random_erasing", 0 <= cfg.random_erasing <= 1, "in [0, 1]"),
     ):
         if not ok:
             raise VGGError(f"--{name.replace('_', '-')} must be {rule}, got {getattr(cfg, name)}")
@@ -587,6 +590,15 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
                     labels = batch.labels.to(device, non_blocking=True)
                     alpha = batch.alpha.to(device, non_blocking=True) if cfg.lighting else None
                     x = normalizer(images, alpha)
+                    if cfg.random_erasing:
+                        boxes = erasing_boxes(
+                            cfg.seed,
+                            epoch,
+                            batch.indices.numpy(),
+                            *x.shape[-2:],
+                            cfg.random_erasing,
+                        )
+                        x = erase(x, torch.from_numpy(boxes))
                     if cfg.channels_last:
                         x = x.contiguous(memory_format=torch.channels_last)
                     optimizer.zero_grad(set_to_none=True)

@@ -36,15 +36,17 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def counter_uniforms(seed: int, epoch: int, indices: np.ndarray, count: int) -> np.ndarray:
-    """(len(indices), count) uniforms in (0, 1), each a pure function of (seed, epoch, index, slot).
+def counter_uniforms(
+    seed: int, epoch: int, indices: np.ndarray, count: int, stream: int = AUGMENT_STREAM
+) -> np.ndarray:
+    """(len(indices), count) uniforms in (0, 1), each a pure function of (stream, seed, epoch, index, slot).
 
     A counter-based generator: one vectorised hash per batch instead of a seeded
     generator per image, and the same numbers whichever worker or process asks.
     """
     key = np.zeros(1, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        for part in (AUGMENT_STREAM, seed, epoch):
+        for part in (stream, seed, epoch):
             key = _mix(key + np.uint64(part % 2**64) * _GAMMA)
         counters = np.asarray(indices, dtype=np.uint64)[:, None] * np.uint64(count)
         counters = counters + np.arange(count, dtype=np.uint64)
