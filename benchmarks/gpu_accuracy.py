@@ -86,6 +86,9 @@ NETS |= {f"D-b512-seed{seed}": {**NETS["D-b512"], "seed": seed} for seed in (1, 
 NETS["D-b512-S32"] = {**NETS["D-b512"], "scale": "32"}
 # Crops that move by up to 2 pixels: the CPU's best single net (28 epochs, docs/RESULTS.md).
 NETS["D-b512-S34"] = {**NETS["D-b512"], "scale": "34"}
+# Not the paper's: Zhong et al.'s random erasing on half the crops (train --random-erasing).
+NETS["D-b512-S34-RE"] = {**NETS["D-b512-S34"], "random_erasing": 0.5}
+NETS["E-b512-S34-RE"] = {**NETS["D-b512-S34-RE"], "config": "E"}
 SMOKE = {"width": 0.125, "fc_width": 32, "batch_size": 16}
 SCORE_RESERVE_S = 15.0  # per net, for scoring it (D at three scales: about 6 s on an H200)
 ENSEMBLE_RESERVE_S = 5.0

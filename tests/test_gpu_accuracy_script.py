@@ -150,3 +150,17 @@ def test_train_loop_speed_smoke_times_epochs_parts_and_scoring(tmp_path):
         "checkpoint_seconds",
     }
     assert len(line["scoring_passes_s"]) == 2 and not (tmp_path / "runs").exists()
+
+
+def test_every_net_of_the_script_is_a_valid_training_run():
+    """A typo in NETS would cost a GPU lease: each net's settings pass train's checks."""
+    import torch
+
+    from vggnet.distributed import Dist
+    from vggnet.train import TrainConfig, check_config
+
+    script = load_script()
+    for name, net in script.NETS.items():
+        settings = {**script.COMMON, **net, "data": "fashion-mnist", "out": name, "device": "cpu"}
+        check_config(TrainConfig(**settings).resolved(), Dist(), torch.device("cpu"))
+    assert script.NETS["D-b512-S34-RE"]["random_erasing"] == 0.5
