@@ -72,9 +72,12 @@ def test_label_smoothing_keeps_the_loss_above_the_smoothed_targets_entropy(tmp_p
 
 @pytest.mark.parametrize("schedule", ["plateau", "linear"])
 def test_resume_is_bit_identical(tmp_path, run_cli, schedule):
-    """8 steps straight == 3 steps, stop, resume to 8 (crossing an epoch end and validation)."""
-    warmup = ("--warmup", "0.5") if schedule == "linear" else ()
-    common = ("--dropout", "0.5", "--epochs", "5", "--schedule", schedule, *warmup)
+    """8 steps straight == 3 steps, stop, resume to 8 (crossing an epoch end and validation).
+
+    The linear run also erases boxes (--random-erasing), whose draws must resume too.
+    """
+    extra = ("--warmup", "0.5", "--random-erasing", "0.5") if schedule == "linear" else ()
+    common = ("--dropout", "0.5", "--epochs", "5", "--schedule", schedule, *extra)
     assert run_cli(*train_args(tmp_path / "straight", *common, "--max-steps", "8"))[0] == 0
     assert run_cli(*train_args(tmp_path / "split", *common, "--max-steps", "3"))[0] == 0
     _, train3 = state(tmp_path / "split" / "last.ckpt")

@@ -39,7 +39,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
 def counter_uniforms(
     seed: int, epoch: int, indices: np.ndarray, count: int, stream: int = AUGMENT_STREAM
 ) -> np.ndarray:
-    """(len(indices), count) uniforms in (0, 1), each a pure function of (stream, seed, epoch, index, slot).
+    """(len(indices), count) uniforms in (0, 1): pure functions of (stream, seed, epoch, index, slot).
 
     A counter-based generator: one vectorised hash per batch instead of a seeded
     generator per image, and the same numbers whichever worker or process asks.
