@@ -23,7 +23,9 @@ RATIO = (0.3, 1 / 0.3)
 TRIES = 10
 
 
-def erasing_boxes(seed: int, epoch: int, indices, height: int, width: int, p: float) -> np.ndarray:
+def erasing_boxes(
+    seed: int, epoch: int, indices: np.ndarray, height: int, width: int, p: float
+) -> np.ndarray:
     """(N, 4) int boxes (top, left, h, w) of images ``indices`` in ``epoch``; h = w = 0: none."""
     indices = np.asarray(indices)
     u = counter_uniforms(seed, epoch, indices, 1 + 4 * TRIES, stream=ERASE_STREAM)
