@@ -200,13 +200,7 @@ class Scores:
     ) -> list[torch.Tensor]:
         """Each model's posteriors, averaged over the given parts and scales: the members."""
         parts = parts or self.parts
-        missing = [p for p in parts if p not in self.parts]
-        if missing:
-            raise VGGError(
-                f"saved scores have no {'/'.join(missing)}: they hold {'/'.join(self.parts)} "
-                "(choose one of those with --method)"
-            )
-        p_idx = [self.parts.index(p) for p in parts]
+        p_idx = self.part_indices(parts)
         per_model = []
         for model_scales, post in zip(self.scales, self.posteriors, strict=True):
             s_idx = [i for i, q in enumerate(model_scales) if scales is None or q in scales]
@@ -235,10 +229,19 @@ class Scores:
             posteriors=[post[idx] for post, idx in zip(self.posteriors, kept, strict=True)],
         )
 
+    def part_indices(self, parts: tuple[str, ...]) -> list[int]:
+        """Where the given protocol parts lie in the posteriors; refuses parts not saved."""
+        missing = [p for p in parts if p not in self.parts]
+        if missing:
+            raise VGGError(
+                f"saved scores have no {'/'.join(missing)}: they hold {'/'.join(self.parts)} "
+                "(choose one of those with --method)"
+            )
+        return [self.parts.index(p) for p in parts]
+
     def with_parts(self, parts: tuple[str, ...]) -> Scores:
         """These scores for the protocol parts given only (the others dropped)."""
-        self.per_model(parts)  # refuses parts it lacks, naming them
-        idx = [self.parts.index(p) for p in parts]
+        idx = self.part_indices(parts)
         return replace(self, parts=parts, posteriors=[post[:, idx] for post in self.posteriors])
 
     def to_dict(self) -> dict:
@@ -532,7 +535,7 @@ def merge_scores(files: list[Scores], names: list[str]) -> Scores:
         parts,
         first.flip,
         [s for f in files for s in f.scales],
-        [p[:, [f.parts.index(part) for part in parts]] for f in files for p in f.posteriors],
+        [p for f in files for p in f.with_parts(parts).posteriors],
         first.skipped,
     )
 
