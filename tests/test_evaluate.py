@@ -541,6 +541,27 @@ def test_predict_names_classes_with_probabilities(tmp_path, folder, run_cli):
     assert status == 1 and "bad.jpg: empty file" in err
 
 
+def test_predict_enters_autocast_once_for_all_images(tmp_path, folder, monkeypatch):
+    """Autocast casts the weights on entry: per image, bf16 predict would re-cast all of them."""
+    import vggnet.evaluate as evaluate
+
+    entries = []
+    real = evaluate.autocast
+
+    def counting(precision, device):
+        entries.append(precision)
+        return real(precision, device)
+
+    monkeypatch.setattr(evaluate, "autocast", counting)
+    ckpt = make_checkpoint(tmp_path / "m.ckpt")
+    images = sorted((folder / "val" / "b").iterdir())[:3]
+    results, failures, _ = evaluate.predict_images(
+        str(ckpt), [str(p) for p in images], Protocol("dense", [44]), device="cpu", precision="fp32"
+    )
+    assert len(results) == 3 and not failures
+    assert entries == ["fp32"]
+
+
 def test_protocol_refuses_unknown_method():
     with pytest.raises(VGGError, match="--method full: choose one of"):
         Protocol("full")

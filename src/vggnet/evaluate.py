@@ -660,26 +660,27 @@ def predict_images(
     classes = model.classes or [str(i) for i in range(model.spec.num_classes)]
     mode = "L" if model.spec.in_channels == 1 else "RGB"
     results, failures = [], []
-    for path in images:
-        try:
-            image, _ = decode_image(path, mode, min(sm.scales))
-        except BadImage as err:
-            failures.append(str(err))
-            continue
-        with torch.inference_mode(), autocast(precision, torch_device):
+    # One autocast context for all images: it casts the weights to bf16 once, not per image.
+    with torch.inference_mode(), autocast(precision, torch_device):
+        for path in images:
+            try:
+                image, _ = decode_image(path, mode, min(sm.scales))
+            except BadImage as err:
+                failures.append(str(err))
+                continue
             views = [
                 part_posteriors(sm, part, [rescale(image, q)], protocol, 64)[0]
                 for q in sm.scales
                 for part in PARTS[protocol.method]
             ]
-        best = torch.stack(views).mean(0).topk(min(top, len(classes)))
-        results.append(
-            {
-                "image": str(path),
-                "top": [
-                    {"class": classes[i], "index": int(i), "probability": float(p)}
-                    for p, i in zip(best.values, best.indices, strict=True)
-                ],
-            }
-        )
+            best = torch.stack(views).mean(0).topk(min(top, len(classes)))
+            results.append(
+                {
+                    "image": str(path),
+                    "top": [
+                        {"class": classes[i], "index": int(i), "probability": float(p)}
+                        for p, i in zip(best.values, best.indices, strict=True)
+                    ],
+                }
+            )
     return results, failures, sm.scales
