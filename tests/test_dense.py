@@ -40,14 +40,38 @@ def test_score_map_sizes(size, expected):
 def test_score_map_equals_fc_layers_slid_over_pool5():
     """Independent reference: apply fc6-fc8 as Linear layers to every 7x7 window of pool5."""
     model = tiny("B")
-    x = torch.randn(1, 3, 288, 320)
+    x = torch.randn(3, 3, 288, 320)
     pool5 = model[: list(dict(model.named_children())).index("pool5") + 1](x)
-    windows = F.unfold(pool5, kernel_size=7)  # (1, C*49, L): C-major, like torch.flatten
+    windows = F.unfold(pool5, kernel_size=7)  # (N, C*49, L): C-major, like torch.flatten
     h, w = pool5.shape[-2] - 6, pool5.shape[-1] - 6
-    feats = windows.transpose(1, 2)[0]  # (L, C*49)
-    scores = model.fc8(torch.relu(model.fc7(torch.relu(model.fc6(feats)))))
-    expected = scores.T.reshape(1, 10, h, w)
-    torch.testing.assert_close(to_dense(model)(x), expected, rtol=1e-5, atol=1e-5)
+    expected = []
+    for image in windows:  # one image at a time: (C*49, L) -> (L, C*49)
+        scores = model.fc8(torch.relu(model.fc7(torch.relu(model.fc6(image.T)))))
+        expected.append(scores.T.reshape(10, h, w))
+    torch.testing.assert_close(to_dense(model)(x), torch.stack(expected), rtol=1e-5, atol=1e-5)
+
+
+def test_score_map_in_chunks_equals_one_pass(monkeypatch):
+    import vggnet.model
+
+    model = tiny("A")
+    x = torch.randn(5, 3, 288, 320)
+    whole = model.score_map(x)
+    calls = []
+    model.fc6.register_forward_pre_hook(lambda _, args: calls.append(len(args[0])))
+    per_image = 32 * 49 * 3 * 4  # pool5's 32 channels x 7x7 x the 3 x 4 windows of a 9x10 map
+    monkeypatch.setattr(vggnet.model, "FC_WINDOW_BUDGET", 2 * per_image)
+    torch.testing.assert_close(model.score_map(x), whole, rtol=1e-5, atol=1e-5)
+    assert calls == [2 * 12, 2 * 12, 12]  # chunks of 2, 2 and 1 images, 12 windows each
+
+
+def test_fc6_sees_one_contiguous_row_per_window():
+    """A bf16 linear on the CPU is 10x slower on strided (transposed) windows."""
+    model = tiny("A")
+    seen = []
+    model.fc6.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    model.score_map(torch.randn(2, 3, 288, 320))
+    assert seen and all(t.is_contiguous() and t.dim() == 2 for t in seen)
 
 
 def test_forward_above_crop_size_averages_the_score_map():

@@ -542,7 +542,7 @@ def test_predict_names_classes_with_probabilities(tmp_path, folder, run_cli):
 
 
 def test_predict_enters_autocast_once_for_all_images(tmp_path, folder, monkeypatch):
-    """Autocast casts the weights on entry: per image, bf16 predict would re-cast all of them."""
+    """Autocast keeps its bf16 weights until its context exits: one per image re-casts them all."""
     import vggnet.evaluate as evaluate
 
     entries = []

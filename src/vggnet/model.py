@@ -164,10 +164,13 @@ class VGG(nn.Sequential):
         unfolded_per_image = x.shape[1] * kernel * kernel * out_h * out_w
         maps = []
         for chunk in x.split(max(1, FC_WINDOW_BUDGET // unfolded_per_image)):
-            y = F.unfold(chunk, kernel).transpose(1, 2)  # (N, positions, C * k * k)
+            # One contiguous row per window: on a strided (transposed) input, a bf16 linear
+            # on the CPU is 10x slower (docs/BENCHMARKS.md, "Dense evaluation in bf16").
+            y = F.unfold(chunk, kernel).transpose(1, 2).reshape(-1, x.shape[1] * kernel * kernel)
             for layer in fcs:
                 y = layer(y)
-            maps.append(y.transpose(1, 2).reshape(len(chunk), -1, out_h, out_w))
+            y = y.view(len(chunk), out_h * out_w, -1).transpose(1, 2)
+            maps.append(y.reshape(len(chunk), -1, out_h, out_w))
         return torch.cat(maps) if len(maps) > 1 else maps[0]
 
     def _fc_as_convolutions(self, x: torch.Tensor, fcs: list[nn.Module]) -> torch.Tensor:
@@ -182,7 +185,9 @@ class VGG(nn.Sequential):
         return x
 
 
-FC_WINDOW_BUDGET = 2**27  # elements of unfolded pool5 windows per chunk (512 MiB in fp32)
+# Elements of unfolded pool5 windows per chunk: 256 MiB in fp32, twice that at the peak
+# (F.unfold's output and its copy as one row per window).
+FC_WINDOW_BUDGET = 2**26
 
 
 class DenseVGG(nn.Module):

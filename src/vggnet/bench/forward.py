@@ -37,8 +37,9 @@ def model_pair(width: float, size: int, classes: int) -> tuple[nn.Module, nn.Mod
 def rate(model: nn.Module, x: torch.Tensor, iters: int, precision: str = "fp32") -> float:
     """Steady-state images per second over ``iters`` forward passes.
 
-    One untimed pass first, in the same autocast context: entering it casts every weight
-    to bf16 (138M of them for VGG-16), which evaluation does once per run, not per batch.
+    One untimed pass first, in the same autocast context: its first pass casts every weight
+    to bf16 (138M of them for VGG-16) and keeps them until the context exits, which in
+    evaluation is once per run, not per batch.
     """
     with torch.inference_mode(), autocast(precision, x.device):
         model(x)
