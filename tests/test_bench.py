@@ -14,7 +14,7 @@ from tests.test_data_sources import write_fashion
 from vggnet import VGGError, save_checkpoint
 from vggnet.bench.agreement import precision_agreement
 from vggnet.bench.forward import compare_forward
-from vggnet.devices import inference_precision
+from vggnet.devices import inference_context, inference_precision
 from vggnet.preprocessing import Preprocessing
 
 DATA = "synthetic:classes=4,train=64,val=48,size=40"
@@ -94,6 +94,26 @@ def trained(tmp_path_factory):
     )  # fmt: skip  (the recipe of test_a_tiny_net_learns)
     assert main(args) == 0
     return str(out / "best.ckpt")
+
+
+def test_inference_context_casts_each_weight_to_bf16_once():
+    """Under torch.inference_mode autocast re-casts weights on every call: 3 passes, 3 casts."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    layer = torch.nn.Linear(6, 4)
+    casts = []
+
+    class CountCasts(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            is_cast = func in (torch.ops.aten._to_copy.default, torch.ops.aten.to.dtype)
+            if is_cast and args[0].shape == layer.weight.shape:
+                casts.append(func)
+            return func(*args, **(kwargs or {}))
+
+    with inference_context("bf16", torch.device("cpu")), CountCasts():
+        outputs = [layer(torch.randn(2, 6)) for _ in range(3)]
+    assert len(casts) == 1 and all(y.dtype == torch.bfloat16 for y in outputs)
+    assert not outputs[0].requires_grad
 
 
 @pytest.mark.parametrize("method", ["center", "dense"])

@@ -541,18 +541,18 @@ def test_predict_names_classes_with_probabilities(tmp_path, folder, run_cli):
     assert status == 1 and "bad.jpg: empty file" in err
 
 
-def test_predict_enters_autocast_once_for_all_images(tmp_path, folder, monkeypatch):
+def test_predict_enters_its_inference_context_once_for_all_images(tmp_path, folder, monkeypatch):
     """Autocast keeps its bf16 weights until its context exits: one per image re-casts them all."""
     import vggnet.evaluate as evaluate
 
     entries = []
-    real = evaluate.autocast
+    real = evaluate.inference_context
 
     def counting(precision, device):
         entries.append(precision)
         return real(precision, device)
 
-    monkeypatch.setattr(evaluate, "autocast", counting)
+    monkeypatch.setattr(evaluate, "inference_context", counting)
     ckpt = make_checkpoint(tmp_path / "m.ckpt")
     images = sorted((folder / "val" / "b").iterdir())[:3]
     results, failures, _ = evaluate.predict_images(

@@ -27,7 +27,12 @@ from vggnet.data.images import BadImage, decode_image
 from vggnet.data.loader import Skipped, split_skipped, views_loader
 from vggnet.data.sampler import shard_indices
 from vggnet.data.transforms import BatchNormalizer, center_crop, distinct_grid_crops, rescale
-from vggnet.devices import autocast, default_device, inference_precision, resolve_device
+from vggnet.devices import (
+    default_device,
+    inference_context,
+    inference_precision,
+    resolve_device,
+)
 from vggnet.distributed import Dist, process_group
 from vggnet.errors import VGGError
 from vggnet.metrics import error_percent, label_rank, top_k_correct
@@ -356,7 +361,7 @@ def score_images(
             leave=False,
             mininterval=0.5 if sys.stderr.isatty() else 30.0,  # quiet in logs and pipes
         )
-    with torch.inference_mode(), autocast(precision, device):
+    with inference_context(precision, device):
         for items in loader:
             good, bad = split_skipped(items)
             skipped += bad
@@ -660,8 +665,8 @@ def predict_images(
     classes = model.classes or [str(i) for i in range(model.spec.num_classes)]
     mode = "L" if model.spec.in_channels == 1 else "RGB"
     results, failures = [], []
-    # One autocast context for all images: it casts the weights to bf16 once, not per image.
-    with torch.inference_mode(), autocast(precision, torch_device):
+    # One context for all images: autocast casts the weights to bf16 once, not per image.
+    with inference_context(precision, torch_device):
         for path in images:
             try:
                 image, _ = decode_image(path, mode, min(sm.scales))

@@ -164,8 +164,9 @@ class VGG(nn.Sequential):
         unfolded_per_image = x.shape[1] * kernel * kernel * out_h * out_w
         maps = []
         for chunk in x.split(max(1, FC_WINDOW_BUDGET // unfolded_per_image)):
-            # One contiguous row per window: on a strided (transposed) input, a bf16 linear
-            # on the CPU is 10x slower (docs/BENCHMARKS.md, "Dense evaluation in bf16").
+            # One contiguous row per window: under torch.inference_mode and bf16 autocast, a
+            # CPU linear is 9x slower on the strided (transposed) windows (docs/BENCHMARKS.md,
+            # "Dense evaluation in bf16"); users may well call the model that way.
             y = F.unfold(chunk, kernel).transpose(1, 2).reshape(-1, x.shape[1] * kernel * kernel)
             for layer in fcs:
                 y = layer(y)

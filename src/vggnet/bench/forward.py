@@ -21,7 +21,7 @@ from torch import nn
 
 from vggnet.bench.common import interleaved, machine, ratios, summary
 from vggnet.bench.train_step import reference_model
-from vggnet.devices import autocast, inference_precision
+from vggnet.devices import inference_context, inference_precision
 from vggnet.interop.torchvision import import_torchvision
 
 
@@ -37,11 +37,11 @@ def model_pair(width: float, size: int, classes: int) -> tuple[nn.Module, nn.Mod
 def rate(model: nn.Module, x: torch.Tensor, iters: int, precision: str = "fp32") -> float:
     """Steady-state images per second over ``iters`` forward passes.
 
-    One untimed pass first, in the same autocast context: its first pass casts every weight
-    to bf16 (138M of them for VGG-16) and keeps them until the context exits, which in
+    One untimed pass first, in the same context: its first pass casts every weight to bf16
+    (138M of them for VGG-16) and autocast keeps them until the context exits, which in
     evaluation is once per run, not per batch.
     """
-    with torch.inference_mode(), autocast(precision, x.device):
+    with inference_context(precision, x.device):
         model(x)
         if x.device.type == "cuda":
             torch.cuda.synchronize()
@@ -75,7 +75,7 @@ def compare_forward(
     ours = ours.to(torch_device, memory_format=fmt)
     x = torch.randn(batch, 3, size, size, device=torch_device)
     x_ours = x.contiguous(memory_format=fmt)
-    with torch.inference_mode(), autocast(precision, torch_device):
+    with inference_context(precision, torch_device):
         diff = (ours(x_ours).float() - reference(x)).abs().max().item()
     iters = iters or (2 if torch_device.type == "cpu" else 20)
     rate(reference, x, 1)  # warm-up
