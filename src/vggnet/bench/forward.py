@@ -78,8 +78,6 @@ def compare_forward(
     with inference_context(precision, torch_device):
         diff = (ours(x_ours).float() - reference(x)).abs().max().item()
     iters = iters or (2 if torch_device.type == "cpu" else 20)
-    rate(reference, x, 1)  # warm-up
-    rate(ours, x_ours, 1, precision)
     results = interleaved(
         {
             "torchvision": lambda: rate(reference, x, iters),
