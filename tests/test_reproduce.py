@@ -7,11 +7,12 @@ import time
 
 import pytest
 
+import vggnet.devices
 from tests.helpers import run_vggnet
 from vggnet import VGGError, load_checkpoint
 from vggnet.checkpoint import read_checkpoint
 from vggnet.reproduce.grid import grid_cells, training_scales
-from vggnet.reproduce.run import ReproduceSettings, reproduce
+from vggnet.reproduce.run import ReproduceSettings, check_grid_file, reproduce
 
 DATA = "synthetic:classes=4,train=32,val=16,size=40"
 TINY = ["--epochs", "1", "--finetune-epochs", "1", "--width", "0.0625", "--fc-width", "16",
@@ -122,3 +123,31 @@ def test_bad_settings_are_one_line(tmp_path):
         reproduce(ReproduceSettings(DATA, str(tmp_path), configs=["F"]))
     with pytest.raises(VGGError, match="--budget huge: choose one of small, full"):
         reproduce(ReproduceSettings(DATA, str(tmp_path), budget="huge"))
+
+
+def test_precision_reaches_every_cell_and_fixes_the_grid(tmp_path, monkeypatch):
+    monkeypatch.setattr(vggnet.devices, "supports_bf16", lambda device: True)  # any CPU, tiny net
+    out = tmp_path / "grid"
+    tiny = dict(configs=["A"], epochs=1, finetune_epochs=1, width=0.0625, fc_width=16,
+                batch_size=16, grid=2, device="cpu", workers=0)  # fmt: skip
+    reproduce(ReproduceSettings(DATA, str(out), precision="bf16", **tiny))
+    trained = read_checkpoint(out / "cells" / "A-S1" / "train" / "last.ckpt")
+    assert trained["train_state"]["config"]["precision"] == "bf16"
+    assert json.loads((out / "grid.json").read_text())["precision"] == "bf16"
+    assert "batch norm, trained in bf16," in (out / "RESULTS.md").read_text()
+    with pytest.raises(VGGError, match="holds a grid with precision = 'bf16', not 'fp32'"):
+        reproduce(ReproduceSettings(DATA, str(out), **tiny))
+
+
+def test_a_grid_begun_before_precision_existed_continues_as_fp32(tmp_path):
+    fixed = {"data": DATA, "crop": 32, "budget": {"epochs": 1}, "grid": 2}
+    (tmp_path / "grid.json").write_text(json.dumps(fixed))
+    check_grid_file(tmp_path, {**fixed, "precision": "fp32"})
+    with pytest.raises(VGGError, match="holds a grid with precision = 'fp32', not 'bf16'"):
+        check_grid_file(tmp_path, {**fixed, "precision": "bf16"})
+
+
+def test_a_precision_the_device_lacks_is_refused_before_the_grid_is_fixed(tmp_path):
+    with pytest.raises(VGGError, match="--precision fp16 needs --device cuda"):
+        reproduce(ReproduceSettings(DATA, str(tmp_path), precision="fp16", device="cpu"))
+    assert not (tmp_path / "grid.json").exists()

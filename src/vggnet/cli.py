@@ -326,6 +326,12 @@ def add_eval_parsers(sub) -> None:
     r.add_argument("--fc-width", type=_at_least(1), help="override the budget's FC width")
     r.add_argument("--batch-size", type=_at_least(1), help="override the budget's batch")
     r.add_argument("--grid", type=_at_least(1), default=3, help="multi-crop grid side")
+    r.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="every net's training precision (default fp32; bf16 where the device has it natively)",
+    )
     r.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     r.add_argument("--workers", type=_at_least(0), help="decoding processes")
 

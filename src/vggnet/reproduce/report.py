@@ -266,7 +266,7 @@ def write_report(out, s, fixed, cells, rows, scales) -> dict:
         f"{budget['width']}, FC width {budget['fc_width']}, {budget['epochs']} epochs from "
         f"scratch or from A at learning rate {budget.get('lr', 0.05)}, "
         f"{budget['finetune_epochs']} when fine-tuning (learning rate 1e-3, as the paper), "
-        f"batch {budget['batch_size']}, batch norm, "
+        f"batch {budget['batch_size']}, batch norm, trained in {fixed['precision']}, "
         + (
             f"the linear schedule ({budget['warmup']} epochs of warm-up, then down to 0), "
             f"dropout {budget['dropout']}. "

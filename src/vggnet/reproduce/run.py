@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vggnet.data import open_source
+from vggnet.devices import check_precision, default_device, resolve_device
 from vggnet.errors import VGGError
 from vggnet.evaluate import Protocol, Scores, evaluate_checkpoints, save_scores
 from vggnet.reproduce.grid import (
@@ -50,6 +51,7 @@ class ReproduceSettings:
     fc_width: int | None = None
     batch_size: int | None = None
     grid: int = 3
+    precision: str = "fp32"
 
 
 def default_crop(data: str) -> int:
@@ -74,7 +76,8 @@ def check_grid_file(out: Path, fixed: dict[str, Any]) -> None:
     """Refuse to continue a grid under other settings (its cells would not be comparable)."""
     path = out / "grid.json"
     if path.exists():
-        stored = json.loads(path.read_text())
+        # A grid begun before --precision existed trained in fp32.
+        stored = {"precision": "fp32", **json.loads(path.read_text())}
         for key, value in fixed.items():
             if stored.get(key) != value:
                 raise VGGError(
@@ -118,6 +121,7 @@ def train_cell(
             "warmup": budget.warmup,
             "dropout": budget.dropout,
             "epochs": budget.epochs,
+            "precision": s.precision,
         }
         if s.device:
             given["device"] = s.device
@@ -173,12 +177,20 @@ def reproduce(s: ReproduceSettings) -> dict | None:
     crop = s.crop or default_crop(s.data)
     scales = training_scales(crop)
     budget = resolve_budget(s)
-    fixed = {"data": s.data, "crop": crop, "budget": asdict(budget), "grid": s.grid}
+    check_precision(s.precision, resolve_device(s.device or default_device()))
+    fixed = {
+        "data": s.data,
+        "crop": crop,
+        "budget": asdict(budget),
+        "grid": s.grid,
+        "precision": s.precision,
+    }
     check_grid_file(out, fixed)
     print(
         f"reproducing {len(cells)} nets on {s.data}: crop {crop}, S1 = {scales.s1}, "
         f"S2 = {scales.s2}, jittered [{scales.s1}, {scales.smax}]; {s.budget} budget "
-        f"(width {budget.width}, {budget.epochs} epochs, fine-tuning {budget.finetune_epochs}); {out}",
+        f"(width {budget.width}, {budget.epochs} epochs, fine-tuning {budget.finetune_epochs}), "
+        f"{s.precision}; {out}",
         flush=True,
     )
     scores: dict[str, Scores] = {}
