@@ -125,7 +125,7 @@ def test_bad_settings_are_one_line(tmp_path):
         reproduce(ReproduceSettings(DATA, str(tmp_path), budget="huge"))
 
 
-def test_precision_reaches_every_cell_and_fixes_the_grid(tmp_path, monkeypatch):
+def test_precision_reaches_the_cells_training_and_fixes_the_grid(tmp_path, monkeypatch):
     monkeypatch.setattr(vggnet.devices, "supports_bf16", lambda device: True)  # any CPU, tiny net
     out = tmp_path / "grid"
     tiny = dict(configs=["A"], epochs=1, finetune_epochs=1, width=0.0625, fc_width=16,
