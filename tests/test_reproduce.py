@@ -125,16 +125,19 @@ def test_bad_settings_are_one_line(tmp_path):
         reproduce(ReproduceSettings(DATA, str(tmp_path), budget="huge"))
 
 
-def test_precision_reaches_the_cells_training_and_fixes_the_grid(tmp_path, monkeypatch):
+def test_precision_reaches_the_cells_training_and_fixes_the_grid(tmp_path, monkeypatch, run_cli):
     monkeypatch.setattr(vggnet.devices, "supports_bf16", lambda device: True)  # any CPU, tiny net
     out = tmp_path / "grid"
-    tiny = dict(configs=["A"], epochs=1, finetune_epochs=1, width=0.0625, fc_width=16,
-                batch_size=16, grid=2, device="cpu", workers=0)  # fmt: skip
-    reproduce(ReproduceSettings(DATA, str(out), precision="bf16", **tiny))
+    status, _, err = run_cli(
+        "reproduce", "--data", DATA, "--out", out, "--configs", "A", "--precision", "bf16", *TINY
+    )
+    assert status == 0, err
     trained = read_checkpoint(out / "cells" / "A-S1" / "train" / "last.ckpt")
     assert trained["train_state"]["config"]["precision"] == "bf16"
     assert json.loads((out / "grid.json").read_text())["precision"] == "bf16"
     assert "batch norm, trained in bf16," in (out / "RESULTS.md").read_text()
+    tiny = dict(configs=["A"], epochs=1, finetune_epochs=1, width=0.0625, fc_width=16,
+                batch_size=16, grid=2, device="cpu", workers=0)  # fmt: skip
     with pytest.raises(VGGError, match="holds a grid with precision = 'bf16', not 'fp32'"):
         reproduce(ReproduceSettings(DATA, str(out), **tiny))
 

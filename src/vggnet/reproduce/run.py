@@ -30,6 +30,8 @@ from vggnet.reproduce.grid import (
 from vggnet.serialization import atomic_write_text
 from vggnet.train import StopSignal, train
 
+# Settings added after grids were first written, with the value those grids ran under.
+SETTINGS_OF_OLDER_GRIDS = {"precision": "fp32"}
 # Cells scored with multi-crop as well (Table 5 and the D+E ensembles of Table 6).
 MULTI_CROP_CELLS = ("D-jitter", "E-jitter")
 
@@ -76,8 +78,7 @@ def check_grid_file(out: Path, fixed: dict[str, Any]) -> None:
     """Refuse to continue a grid under other settings (its cells would not be comparable)."""
     path = out / "grid.json"
     if path.exists():
-        # A grid begun before --precision existed trained in fp32.
-        stored = {"precision": "fp32", **json.loads(path.read_text())}
+        stored = {**SETTINGS_OF_OLDER_GRIDS, **json.loads(path.read_text())}
         for key, value in fixed.items():
             if stored.get(key) != value:
                 raise VGGError(
