@@ -18,6 +18,7 @@ from vggnet.data import open_source
 from vggnet.evaluate import (
     Protocol,
     Scores,
+    format_results,
     join_parts,
     load_models,
     merge_scores,
@@ -381,6 +382,26 @@ def test_an_ensemble_gives_each_file_its_own_test_scales(tmp_path, run_cli):
         status, _, err = run_cli("ensemble", *files, *extra)
         assert status == 2 and err.count("\n") == 1, err
         assert message in err, err
+
+
+def test_the_results_table_keeps_its_columns_under_long_scales():
+    def row(method, scales):
+        return {
+            "method": method,
+            "scales": scales,
+            "flip": True,
+            "top1_error": 4.6,
+            "top5_error": 0.04,
+            "images": 10000,
+            "images_per_s": None,
+        }
+
+    five = [[34], [34], [34], [34], [32, 34, 36]]  # each member at its own Q: 28 characters
+    lines = format_results([row("center", [34]), row("multi-crop", five)]).splitlines()
+    assert "34 | 34 | 34 | 34 | 32,34,36" in lines[2]
+    flip_at = lines[0].index("flip")
+    assert [line[flip_at : flip_at + 3] for line in lines[1:]] == ["yes", "yes"]
+    assert len({len(line) for line in lines}) == 1  # every row as wide as the header
 
 
 def test_an_ensemble_saves_only_the_parts_and_scales_it_used(tmp_path, run_cli):

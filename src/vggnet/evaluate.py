@@ -574,22 +574,26 @@ def join_parts(first: Scores, second: Scores) -> Scores:
 
 def format_results(rows: list[dict]) -> str:
     """A terminal table: protocol, scales, top-1 / top-5 error, images, images/s."""
+    texts = [_scales_text(r["scales"]) for r in rows]
+    m = max([18, *(len(r["method"]) for r in rows)])
+    w = max([22, *map(len, texts)])
     lines = [
-        f"{'protocol':18s} {'scales':22s} {'flip':5s} {'top-1 err %':>11s} {'top-5 err %':>11s} {'images':>7s} {'img/s':>8s}"
+        f"{'protocol':{m}s} {'scales':{w}s} {'flip':5s} {'top-1 err %':>11s} {'top-5 err %':>11s} {'images':>7s} {'img/s':>8s}"
     ]
-    for r in rows:
-        scales = r["scales"]
-        text = (
-            ",".join(map(str, scales))
-            if scales and isinstance(scales[0], int)
-            else " | ".join(",".join(map(str, s)) for s in scales)
-        )
+    for r, text in zip(rows, texts, strict=True):
         speed = f"{r['images_per_s']:8.1f}" if r.get("images_per_s") else f"{'-':>8s}"
         lines.append(
-            f"{r['method']:18s} {text:22s} {'yes' if r['flip'] else 'no':5s} {r['top1_error']:11.2f} "
+            f"{r['method']:{m}s} {text:{w}s} {'yes' if r['flip'] else 'no':5s} {r['top1_error']:11.2f} "
             f"{r['top5_error']:11.2f} {r['images']:7d} {speed}"
         )
     return "\n".join(lines)
+
+
+def _scales_text(scales: list[int] | list[list[int]]) -> str:
+    """One model's scales as "Q,Q"; an ensemble's own scales per member as "Q | Q,Q"."""
+    if scales and isinstance(scales[0], int):
+        return ",".join(map(str, scales))
+    return " | ".join(",".join(map(str, s)) for s in scales)
 
 
 def evaluate_checkpoints(
