@@ -575,15 +575,15 @@ def join_parts(first: Scores, second: Scores) -> Scores:
 def format_results(rows: list[dict]) -> str:
     """A terminal table: protocol, scales, top-1 / top-5 error, images, images/s."""
     texts = [_scales_text(r["scales"]) for r in rows]
-    m = max([18, *(len(r["method"]) for r in rows)])
-    w = max([22, *map(len, texts)])
+    method_w = max([18, *(len(r["method"]) for r in rows)])
+    scales_w = max([22, *map(len, texts)])
     lines = [
-        f"{'protocol':{m}s} {'scales':{w}s} {'flip':5s} {'top-1 err %':>11s} {'top-5 err %':>11s} {'images':>7s} {'img/s':>8s}"
+        f"{'protocol':{method_w}s} {'scales':{scales_w}s} {'flip':5s} {'top-1 err %':>11s} {'top-5 err %':>11s} {'images':>7s} {'img/s':>8s}"
     ]
     for r, text in zip(rows, texts, strict=True):
         speed = f"{r['images_per_s']:8.1f}" if r.get("images_per_s") else f"{'-':>8s}"
         lines.append(
-            f"{r['method']:{m}s} {text:{w}s} {'yes' if r['flip'] else 'no':5s} {r['top1_error']:11.2f} "
+            f"{r['method']:{method_w}s} {text:{scales_w}s} {'yes' if r['flip'] else 'no':5s} {r['top1_error']:11.2f} "
             f"{r['top5_error']:11.2f} {r['images']:7d} {speed}"
         )
     return "\n".join(lines)
