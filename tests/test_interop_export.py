@@ -45,9 +45,10 @@ def test_safetensors_without_our_metadata_is_refused(tmp_path):
         load_checkpoint(tmp_path / "other.safetensors")
 
 
-def test_onnx_dense_net_matches_pytorch_at_three_sizes(tmp_path, run_cli):
+@pytest.mark.parametrize("config", ["B", "A-LRN"])
+def test_onnx_dense_net_matches_pytorch_at_three_sizes(config, tmp_path, run_cli):
     ort = pytest.importorskip("onnxruntime")
-    model = tiny("B", crop_size=32, fc_width=16)
+    model = tiny(config, crop_size=32, fc_width=16)
     save_checkpoint(tmp_path / "m.ckpt", model)
     status, _, err = run_cli(
         "export",

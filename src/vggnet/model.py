@@ -15,6 +15,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from vggnet import configs
 from vggnet.errors import VGGError
 from vggnet.init import check_init, initialize
+from vggnet.lrn import LocalResponseNorm
 from vggnet.preprocessing import Preprocessing
 
 FEATURE_STRIDE = configs.POOL_STRIDE**configs.NUM_POOLS  # 32: input pixels per pool5 cell
@@ -67,7 +68,7 @@ def _layers(spec: VGGSpec) -> Iterator[tuple[str, nn.Module]]:
             if kind == "lrn":
                 yield (
                     f"norm{b}",
-                    nn.LocalResponseNorm(
+                    LocalResponseNorm(
                         configs.LRN_SIZE, configs.LRN_ALPHA, configs.LRN_BETA, configs.LRN_K
                     ),
                 )
