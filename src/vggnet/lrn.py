@@ -21,7 +21,8 @@ class LocalResponseNorm(nn.LocalResponseNorm):
     """``nn.LocalResponseNorm`` with the channel-window sum done by a 1x1 convolution.
 
     Same result (the window is divided by ``size`` at the edges too); torch's version goes
-    through a 5-D average pool, whose backward dominates an A-LRN training step on a CPU.
+    through a 5-D average pool, which cost more than the rest of an A-LRN training step on a
+    CPU (docs/BENCHMARKS.md).
     """
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
@@ -29,8 +30,8 @@ class LocalResponseNorm(nn.LocalResponseNorm):
             return super().forward(input)
         # In at least fp32, as autocast runs torch's pooled window: bf16 would round the sum.
         device = input.device.type
-        off = torch.autocast(device, enabled=False) if device in ("cpu", "cuda") else nullcontext()
-        with off:
+        available = torch.amp.is_autocast_available(device)  # not on "meta" (layer tables)
+        with torch.autocast(device, enabled=False) if available else nullcontext():
             x = input.to(torch.promote_types(input.dtype, torch.float32))
             window = F.conv2d(x * x, channel_window(x.shape[1], self.size, x))
             factor = window.mul(self.alpha / self.size).add(self.k).pow(-self.beta)
