@@ -287,13 +287,13 @@ def test_saved_scores_recombine_into_the_direct_ensemble(tmp_path, folder, run_c
         assert status == 0, err
     status, out, err = run_cli(
         "eval", "--checkpoint", a, "--checkpoint", b, *common, "--json", tmp_path / "direct.json",
-        "--overlap",
+        "--overlap", "--per-class",
     )  # fmt: skip
     assert status == 0, err
     assert "dense+multi-crop" in out and "top-1 err %" in out
     status, out, _ = run_cli(
         "ensemble", tmp_path / "a.pt", tmp_path / "b.pt", "--json", tmp_path / "saved.json",
-        "--overlap",
+        "--overlap", "--per-class",
     )  # fmt: skip
     assert status == 0
     direct, saved = (json.loads((tmp_path / f).read_text()) for f in ("direct.json", "saved.json"))
@@ -305,6 +305,11 @@ def test_saved_scores_recombine_into_the_direct_ensemble(tmp_path, folder, run_c
     alone = [json.loads((tmp_path / f"{n}.json").read_text())["top1_error"] for n in "ab"]
     assert direct["overlap"]["wrong"] == [round(e * 9 / 100) for e in alone]
     assert direct["overlap"] == saved["overlap"]
+    assert direct["per_class"] == saved["per_class"]
+    per_class = direct["per_class"]
+    assert sum(per_class["images"]) == 9 and len(per_class["confusion"]) == 3
+    wrong = sum(per_class["images"]) - sum(row[i] for i, row in enumerate(per_class["confusion"]))
+    assert wrong == round(direct["top1_error"] * 9 / 100)
     status, out, _ = run_cli("ensemble", tmp_path / "a.pt", "--method", "dense", "--scales", "44")
     assert status == 0 and "44" in out
 
@@ -470,6 +475,33 @@ def test_an_ensemble_counts_the_errors_its_members_share(tmp_path, run_cli):
     status, out, err = run_cli("ensemble", *files, "--method", "multi-crop", "--json", out_json)
     assert status == 0 and len(out.splitlines()) == 2, err
     assert "overlap" not in json.loads(out_json.read_text())
+    assert "per_class" not in json.loads(out_json.read_text())
+
+
+def test_per_class_errors_say_which_classes_are_taken_for_which(tmp_path, run_cli):
+    # labels 0, 1, 2, 0, 0; by hand, the two members' average takes image 1 (a 1) for a 2 and
+    # image 4 (a 0) for a 1, and image 2 ties its label with class 0 (an error, as in top-1)
+    a = [[0.9, 0.1, 0.0], [0.0, 0.2, 0.8], [0.5, 0.0, 0.5], [0.6, 0.4, 0.0], [0.2, 0.8, 0.0]]
+    b = [[0.7, 0.3, 0.0], [0.2, 0.4, 0.4], [0.5, 0.0, 0.5], [0.8, 0.0, 0.2], [0.4, 0.6, 0.0]]
+    files = []
+    for name, values in (("a", a), ("b", b)):
+        scores = hand_scores(("dense",), {"dense": values}, labels=(0, 1, 2, 0, 0))
+        files.append(tmp_path / f"{name}.pt")
+        save_scores(replace(scores, checkpoints=[f"{name}.ckpt"]), files[-1])
+    out_json = tmp_path / "e.json"
+    status, out, err = run_cli("ensemble", *files, "--per-class", "--json", out_json)
+    assert status == 0, err
+    per_class = json.loads(out_json.read_text())["per_class"]
+    assert per_class["images"] == [3, 1, 1]
+    assert per_class["confusion"] == [[2, 1, 0], [0, 0, 1], [1, 0, 0]]
+    assert per_class["top1_error"] == pytest.approx([100 / 3, 100.0, 100.0])
+    assert per_class["classes"] == list(CLASSES)
+    rows = out.splitlines()
+    assert rows[3].split() == [CLASSES[0], "3", "33.33", CLASSES[1], "(1)"]
+    assert rows[5].split() == [CLASSES[2], "1", "100.00", CLASSES[0], "(1)"]
+    assert rows[-1].endswith(
+        f"{CLASSES[0]} as {CLASSES[1]} 1, {CLASSES[1]} as {CLASSES[2]} 1, {CLASSES[2]} as {CLASSES[0]} 1"
+    )
 
 
 def test_an_ensemble_of_files_refuses_what_cannot_be_averaged():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from vggnet.metrics import error_percent, top_k_correct
+from vggnet.metrics import confusion_matrix, error_percent, top1_predictions, top_k_correct
 from vggnet.schedule import LinearSchedule, PlateauSchedule
 
 
@@ -59,3 +59,28 @@ def test_top_5_on_three_classes_is_always_right():
     labels = torch.randint(0, 3, (7,))
     assert top_k_correct(scores, labels, (5,)) == [7]
     assert error_percent(7, 7) == 0.0
+
+
+def test_confusion_matrix_by_hand_counts_a_tie_with_the_label_as_an_error():
+    scores = torch.tensor(
+        [
+            [0.1, 0.9, 0.0],  # label 1, right
+            [0.5, 0.2, 0.3],  # label 2, taken for 0
+            [0.0, 0.0, 0.0],  # label 0, all tied: taken for another class (the first, 1)
+            [0.4, 0.4, 0.2],  # label 1 tied with 0: taken for 0, as top_k_correct counts it
+        ]
+    )
+    labels = torch.tensor([1, 2, 0, 1])
+    assert top1_predictions(scores, labels).tolist() == [1, 0, 1, 0]
+    matrix = confusion_matrix(scores, labels)
+    assert matrix.tolist() == [[0, 1, 0], [1, 1, 0], [1, 0, 0]]
+    assert int(matrix.diagonal().sum()) == top_k_correct(scores, labels, (1,))[0]
+
+
+def test_confusion_matrix_matches_scikit_learn():
+    metrics = pytest.importorskip("sklearn.metrics")
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.rand(500, 7, generator=generator)
+    labels = torch.randint(0, 7, (500,), generator=generator)
+    expected = metrics.confusion_matrix(labels.numpy(), scores.argmax(1).numpy(), labels=range(7))
+    assert confusion_matrix(scores, labels).tolist() == expected.tolist()

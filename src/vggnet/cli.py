@@ -198,6 +198,15 @@ def _add_overlap_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_per_class_flag(parser: argparse.ArgumentParser) -> None:
+    """``--per-class`` of ``vggnet eval`` and ``vggnet ensemble``: which classes are mistaken."""
+    parser.add_argument(
+        "--per-class",
+        action="store_true",
+        help="also print each class's top-1 error and the classes it is mistaken for",
+    )
+
+
 def add_eval_parsers(sub) -> None:
     """``vggnet eval``, ``vggnet ensemble`` and ``vggnet predict``."""
     e = sub.add_parser("eval", help="top-1/top-5 error with the paper's test protocols")
@@ -240,6 +249,7 @@ def add_eval_parsers(sub) -> None:
         help="match model and data classes by name or by sorted position",
     )
     _add_overlap_flag(e)
+    _add_per_class_flag(e)
     e.add_argument("--json", metavar="FILE", help="write the result as JSON")
     e.add_argument(
         "--save-scores", metavar="FILE", help="write per-image posteriors (for vggnet ensemble)"
@@ -264,6 +274,7 @@ def add_eval_parsers(sub) -> None:
         "in their order (each net at its own Q)",
     )
     _add_overlap_flag(n)
+    _add_per_class_flag(n)
     n.add_argument("--json", metavar="FILE")
     n.add_argument(
         "--save-scores",
@@ -618,6 +629,8 @@ def run_eval(args: argparse.Namespace) -> None:
         )
     if args.overlap:
         print_overlap(row, scores, None)
+    if args.per_class:
+        print_class_errors(row, scores, None)
     if args.json:
         from vggnet.serialization import atomic_write_text
 
@@ -632,6 +645,14 @@ def print_overlap(row: dict, scores: Scores, parts: tuple[str, ...] | None) -> N
 
     row["overlap"] = shared_errors(scores, parts)
     print(format_shared_errors(row["overlap"]))
+
+
+def print_class_errors(row: dict, scores: Scores, parts: tuple[str, ...] | None) -> None:
+    """Add each class's errors and the confusion matrix to a result row and print them under it."""
+    from vggnet.evaluate import class_errors, format_class_errors
+
+    row["per_class"] = class_errors(scores, parts)
+    print(format_class_errors(row["per_class"]))
 
 
 def run_ensemble(args: argparse.Namespace) -> None:
@@ -665,6 +686,8 @@ def run_ensemble(args: argparse.Namespace) -> None:
     print(format_results([row]))
     if args.overlap:
         print_overlap(row, merged, parts)
+    if args.per_class:
+        print_class_errors(row, merged, parts)
     if args.json:
         from vggnet.serialization import atomic_write_text
 

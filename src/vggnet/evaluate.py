@@ -35,7 +35,7 @@ from vggnet.devices import (
 )
 from vggnet.distributed import Dist, process_group
 from vggnet.errors import VGGError
-from vggnet.metrics import error_percent, label_rank, top_k_correct
+from vggnet.metrics import confusion_matrix, error_percent, label_rank, top_k_correct
 from vggnet.model import VGG, fold_batch_norm, to_dense
 from vggnet.serialization import atomic_save, safe_load
 
@@ -473,6 +473,44 @@ def format_shared_errors(overlap: dict) -> str:
         f"wrong for every member: {overlap['wrong_for_all']}; "
         f"for at least one: {overlap['wrong_for_any']}"
     )
+    return "\n".join(lines)
+
+
+def class_errors(scores: Scores, parts: tuple[str, ...] | None = None) -> dict:
+    """Top-1 error of each class and the confusion matrix: which classes a net mistakes for which."""
+    matrix = confusion_matrix(scores.combined(parts), scores.labels)
+    images = matrix.sum(1)
+    wrong = images - matrix.diagonal()
+    return {
+        "classes": list(scores.classes),
+        "images": images.tolist(),
+        "top1_error": [
+            error_percent(int(n - w), int(n)) if n else None
+            for n, w in zip(images, wrong, strict=True)
+        ],
+        "confusion": matrix.tolist(),
+    }
+
+
+def format_class_errors(per_class: dict, top: int = 5) -> str:
+    """A terminal table of ``class_errors``: each class's error, what it is most often taken for."""
+    classes, matrix = per_class["classes"], per_class["confusion"]
+    width = max(len("class"), *(len(c) for c in classes))
+    lines = [f"{'class':<{width}} {'images':>7} {'top-1 error %':>14}  most often taken for"]
+    pairs = []
+    for i, (name, row) in enumerate(zip(classes, matrix, strict=True)):
+        mistaken = [(count, j) for j, count in enumerate(row) if j != i and count]
+        pairs += [(count, i, j) for count, j in mistaken]
+        error = per_class["top1_error"][i]
+        taken = max(mistaken, key=lambda cj: (cj[0], -cj[1]), default=None)
+        lines.append(
+            f"{name:<{width}} {per_class['images'][i]:>7} "
+            f"{'-' if error is None else f'{error:.2f}':>14}  "
+            + (f"{classes[taken[1]]} ({taken[0]})" if taken else "-")
+        )
+    pairs.sort(key=lambda cij: (-cij[0], cij[1], cij[2]))
+    common = ", ".join(f"{classes[i]} as {classes[j]} {c}" for c, i, j in pairs[:top])
+    lines.append(f"most common errors (true as predicted, images): {common or 'none'}")
     return "\n".join(lines)
 
 

@@ -34,6 +34,23 @@ def label_rank(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (scores >= target).sum(1) - 1
 
 
+def top1_predictions(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Each row's top-1 class, consistent with ``top_k_correct``: a tie with the label is an error.
+
+    A row whose label ranks first predicts its label; any other row predicts the
+    highest-scoring class other than the label.
+    """
+    others = scores.scatter(1, labels[:, None], float("-inf"))
+    return torch.where(label_rank(scores, labels) == 0, labels, others.argmax(1))
+
+
+def confusion_matrix(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Counts of (true class, top-1 class) pairs, K x K: where a net's errors go."""
+    k = scores.shape[1]
+    pairs = labels * k + top1_predictions(scores, labels)
+    return torch.bincount(pairs, minlength=k * k).reshape(k, k)
+
+
 def error_percent(correct: int, total: int) -> float:
     """Error in percent (100 * (1 - correct / total)); NaN for an empty set."""
     return 100.0 * (1 - correct / total) if total else float("nan")
