@@ -591,15 +591,8 @@ def run_eval(args: argparse.Namespace) -> None:
     """Evaluate one checkpoint or an ensemble with a protocol; print the table."""
     check_output(args.json, "--json")
     check_output(args.save_scores, "--save-scores")
-    import json
 
-    from vggnet.evaluate import (
-        Protocol,
-        evaluate_checkpoints,
-        format_results,
-        result_row,
-        save_scores,
-    )
+    from vggnet.evaluate import Protocol, evaluate_checkpoints, format_results, result_row
 
     if args.batch_size < 1:
         raise VGGError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -627,48 +620,40 @@ def run_eval(args: argparse.Namespace) -> None:
         print(
             f"({len(scores.skipped)} unreadable images skipped: errors are over the {row['images']} scored)"
         )
-    if args.overlap:
-        print_overlap(row, scores, None)
-    if args.per_class:
-        print_class_errors(row, scores, None)
-    if args.json:
-        from vggnet.serialization import atomic_write_text
+    finish_result(args, row, scores, None)
 
+
+def finish_result(args: argparse.Namespace, row: dict, scores: Scores, parts) -> None:
+    """What eval and ensemble add under their row: --overlap, --per-class, --json, --save-scores."""
+    import json
+
+    from vggnet.evaluate import (
+        class_errors,
+        format_class_errors,
+        format_shared_errors,
+        save_scores,
+        shared_errors,
+    )
+    from vggnet.serialization import atomic_write_text
+
+    if args.overlap:
+        row["overlap"] = shared_errors(scores, parts)
+        print(format_shared_errors(row["overlap"]))
+    if args.per_class:
+        row["per_class"] = class_errors(scores, parts)
+        print(format_class_errors(row["per_class"]))
+    if args.json:
         atomic_write_text(args.json, json.dumps(row, indent=1) + "\n")
     if args.save_scores:
         save_scores(scores, args.save_scores)
-
-
-def print_overlap(row: dict, scores: Scores, parts: tuple[str, ...] | None) -> None:
-    """Add the members' shared errors to a result row and print them under it."""
-    from vggnet.evaluate import format_shared_errors, shared_errors
-
-    row["overlap"] = shared_errors(scores, parts)
-    print(format_shared_errors(row["overlap"]))
-
-
-def print_class_errors(row: dict, scores: Scores, parts: tuple[str, ...] | None) -> None:
-    """Add each class's errors and the confusion matrix to a result row and print them under it."""
-    from vggnet.evaluate import class_errors, format_class_errors
-
-    row["per_class"] = class_errors(scores, parts)
-    print(format_class_errors(row["per_class"]))
 
 
 def run_ensemble(args: argparse.Namespace) -> None:
     """Recombine saved per-image posteriors without running the networks again."""
     check_output(args.json, "--json")
     check_output(args.save_scores, "--save-scores")
-    import json
 
-    from vggnet.evaluate import (
-        PARTS,
-        Scores,
-        format_results,
-        merge_scores,
-        result_row,
-        save_scores,
-    )
+    from vggnet.evaluate import PARTS, Scores, format_results, merge_scores, result_row
 
     files = [Scores.load(p) for p in args.scores]
     if args.scales:
@@ -684,16 +669,7 @@ def run_ensemble(args: argparse.Namespace) -> None:
     parts = PARTS[args.method] if args.method else None
     row = result_row(merged, method, parts)
     print(format_results([row]))
-    if args.overlap:
-        print_overlap(row, merged, parts)
-    if args.per_class:
-        print_class_errors(row, merged, parts)
-    if args.json:
-        from vggnet.serialization import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps(row, indent=1) + "\n")
-    if args.save_scores:
-        save_scores(merged.with_parts(parts) if parts else merged, args.save_scores)
+    finish_result(args, row, merged.with_parts(parts) if parts else merged, parts)
 
 
 def run_predict(args: argparse.Namespace) -> int:
