@@ -165,3 +165,9 @@ def test_every_net_of_the_script_is_a_valid_training_run():
         settings = {**script.COMMON, **net, "data": "fashion-mnist", "out": name, "device": "cpu"}
         check_config(TrainConfig(**settings).resolved(), Dist(), torch.device("cpu"))
     assert script.NETS["D-b512-S34-RE"]["random_erasing"] == 0.5
+    # a net of another crop is tested at its own Q = S, with the same recipe otherwise
+    assert script.single_q("D-b512-C64-S68-RE") == 68 and script.single_q("D-b512-S34-RE") == 34
+    larger = {
+        k: v for k, v in script.NETS["D-b512-C64-S68-RE"].items() if k not in ("crop", "scale")
+    }
+    assert larger == {k: v for k, v in script.NETS["D-b512-S34-RE"].items() if k != "scale"}
