@@ -129,7 +129,7 @@ def test_an_unknown_net_is_refused_in_one_line(tmp_path):
     assert (
         done.stderr.strip() == "gpu_accuracy.py: --nets VGG16: choose from D, E, D-jittered, "
         "D-b512, E-b512, D-b512-seed1, D-b512-seed2, D-b512-S32, D-b512-S34, D-b512-S34-RE, "
-        "E-b512-S34-RE"
+        "E-b512-S34-RE, D-b512-C64-S68-RE"
     )
     assert not (tmp_path / "D").exists()  # refused before any training
 
