@@ -623,7 +623,9 @@ def run_eval(args: argparse.Namespace) -> None:
     finish_result(args, row, scores, None)
 
 
-def finish_result(args: argparse.Namespace, row: dict, scores: Scores, parts) -> None:
+def finish_result(
+    args: argparse.Namespace, row: dict, scores: Scores, parts: tuple[str, ...] | None
+) -> None:
     """What eval and ensemble add under their row: --overlap, --per-class, --json, --save-scores."""
     import json
 
