@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import worker_env
+from vggnet.errors import VGGError
 
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "gpu_accuracy.py"
 
@@ -171,3 +174,10 @@ def test_every_net_of_the_script_is_a_valid_training_run():
         k: v for k, v in script.NETS["D-b512-C64-S68-RE"].items() if k not in ("crop", "scale")
     }
     assert larger == {k: v for k, v in script.NETS["D-b512-S34-RE"].items() if k != "scale"}
+
+
+def test_a_nets_test_scale_is_checked_against_its_own_crop(monkeypatch):
+    script = load_script()
+    monkeypatch.setitem(script.NETS, "D-C64-S40", {"config": "D", "crop": 64, "scale": "40"})
+    with pytest.raises(VGGError, match="S = 40 is smaller than the crop 64"):
+        script.single_q("D-C64-S40")

@@ -495,21 +495,25 @@ def class_errors(scores: Scores, parts: tuple[str, ...] | None = None) -> dict:
 def format_class_errors(per_class: dict, top: int = 5) -> str:
     """A terminal table of ``class_errors``: each class's error, what it is most often taken for."""
     classes, matrix = per_class["classes"], per_class["confusion"]
+    # (-count, true, predicted), most frequent first; ties go to the lower class index
+    pairs = sorted(
+        (-count, i, j)
+        for i, row in enumerate(matrix)
+        for j, count in enumerate(row)
+        if i != j and count
+    )
+    taken: dict[int, str] = {}
+    for count, i, j in pairs:
+        taken.setdefault(i, f"{classes[j]} ({-count})")
     width = max(len("class"), *(len(c) for c in classes))
     lines = [f"{'class':<{width}} {'images':>7} {'top-1 error %':>14}  most often taken for"]
-    pairs = []
-    for i, (name, row) in enumerate(zip(classes, matrix, strict=True)):
-        mistaken = [(count, j) for j, count in enumerate(row) if j != i and count]
-        pairs += [(count, i, j) for count, j in mistaken]
+    for i, name in enumerate(classes):
         error = per_class["top1_error"][i]
-        taken = max(mistaken, key=lambda cj: (cj[0], -cj[1]), default=None)
+        shown = "-" if error is None else f"{error:.2f}"
         lines.append(
-            f"{name:<{width}} {per_class['images'][i]:>7} "
-            f"{'-' if error is None else f'{error:.2f}':>14}  "
-            + (f"{classes[taken[1]]} ({taken[0]})" if taken else "-")
+            f"{name:<{width}} {per_class['images'][i]:>7} {shown:>14}  {taken.get(i, '-')}"
         )
-    pairs.sort(key=lambda cij: (-cij[0], cij[1], cij[2]))
-    common = ", ".join(f"{classes[i]} as {classes[j]} {c}" for c, i, j in pairs[:top])
+    common = ", ".join(f"{classes[i]} as {classes[j]} {-c}" for c, i, j in pairs[:top])
     lines.append(f"most common errors (true as predicted, images): {common or 'none'}")
     return "\n".join(lines)
 
