@@ -6,12 +6,15 @@ import subprocess
 import time
 
 import pytest
+import torch
 
 import vggnet.devices
 from tests.helpers import run_vggnet
 from vggnet import VGGError, load_checkpoint
 from vggnet.checkpoint import read_checkpoint
+from vggnet.evaluate import Scores
 from vggnet.reproduce.grid import grid_cells, training_scales
+from vggnet.reproduce.report import collect_rows
 from vggnet.reproduce.run import ReproduceSettings, check_grid_file, reproduce
 
 DATA = "synthetic:classes=4,train=32,val=16,size=40"
@@ -90,6 +93,31 @@ def test_tiny_grid_writes_all_four_tables_figures_and_chains_the_weights(tmp_pat
 
     status, _, err = run_cli("reproduce", "--data", DATA, "--out", out, *TINY[:-2], "--grid", "3")
     assert status == 2 and "holds a grid with grid = 2, not 3" in err
+
+
+def test_table6_ensembles_the_two_best_nets_of_table4_as_the_papers_d_plus_e():
+    labels = torch.tensor([0, 0, 1, 1])
+    by_cell = {  # each net's posteriors per image, the same at every test scale
+        "A-S1": [[0.1, 0.9], [0.9, 0.1], [0.9, 0.1], [0.9, 0.1]],  # 75% error
+        "D-S1": [[0.1, 0.9], [0.9, 0.1], [0.1, 0.9], [0.2, 0.8]],  # image 0 wrong: 25%
+        "D-S2": [[0.1, 0.9], [0.1, 0.9], [0.9, 0.1], [0.9, 0.1]],  # 100%
+        "D-jitter": [[0.95, 0.05], [0.4, 0.6], [0.3, 0.7], [0.3, 0.7]],  # image 1 wrong: 25%
+    }
+    cells = grid_cells(["D"])
+    scales = training_scales(32)
+    scores = {}
+    for cell in cells:
+        qs = scales.multi_q(cell.tag)
+        post = torch.tensor(by_cell[cell.name]).expand(len(qs), 1, 4, 2)
+        scores[cell.name] = Scores(["a", "b"], labels, torch.arange(4), [cell.name], ("dense",),
+                                   True, [qs], [post])  # fmt: skip
+    rows = [r for r in collect_rows(cells, scores, scales) if r["table"] == 6]
+    best = next(r for r in rows if r["config"] == "best 2")
+    # D-S1 and D-jitter err on different images, less surely than the other is right
+    assert best["nets"] == ["D-S1", "D-jitter"] and best["top1_error"] == 0.0
+    assert (best["paper_top1_error"], best["paper_top5_error"]) == (24.0, 7.1)
+    everyone = next(r for r in rows if r["config"] == "all")
+    assert everyone["top1_error"] == 75.0  # images 0, 2 and 3: the weak nets outvote the two
 
 
 def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path):
