@@ -14,7 +14,7 @@ from vggnet import VGGError, load_checkpoint
 from vggnet.checkpoint import read_checkpoint
 from vggnet.evaluate import Scores
 from vggnet.reproduce.grid import grid_cells, training_scales
-from vggnet.reproduce.report import collect_rows
+from vggnet.reproduce.report import collect_rows, findings
 from vggnet.reproduce.run import ReproduceSettings, check_grid_file, reproduce
 
 DATA = "synthetic:classes=4,train=32,val=16,size=40"
@@ -118,6 +118,18 @@ def test_table6_ensembles_the_two_best_nets_of_table4_as_the_papers_d_plus_e():
     assert (best["paper_top1_error"], best["paper_top5_error"]) == (24.0, 7.1)
     everyone = next(r for r in rows if r["config"] == "all")
     assert everyone["top1_error"] == 75.0  # images 0, 2 and 3: the weak nets outvote the two
+
+
+def test_an_ensemble_must_beat_the_best_single_net_at_any_test_scale():
+    rows = [
+        {"table": 3, "config": "D", "tag": "S1", "top1_error": 6.55},
+        {"table": 4, "config": "D", "tag": "S1", "top1_error": 6.60},
+        {"table": 6, "config": "best 2", "top1_error": 6.58},
+    ]
+    assert findings(rows)[-1] == (
+        "Ensembles beat the best single net: does not hold "
+        "(best ensemble 6.58%, best single net 6.55%)."
+    )
 
 
 def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path):

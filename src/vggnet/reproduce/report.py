@@ -174,7 +174,7 @@ def findings(rows: list[dict]) -> list[str]:
             f"{by['dense+multi-crop']:.2f}%)."
         )
     t6 = [r for r in rows if r["table"] == 6]
-    singles = [r["top1_error"] for r in rows if r["table"] in (4, 5)]
+    singles = [r["top1_error"] for r in rows if r["table"] in (3, 4, 5)]
     if t6 and singles:
         best6, best1 = min(r["top1_error"] for r in t6), min(singles)
         lines.append(
