@@ -14,7 +14,7 @@ from vggnet import VGGError, load_checkpoint
 from vggnet.checkpoint import read_checkpoint
 from vggnet.evaluate import Scores
 from vggnet.reproduce.grid import grid_cells, training_scales
-from vggnet.reproduce.report import collect_rows, findings
+from vggnet.reproduce.report import collect_rows, findings, table6_rows
 from vggnet.reproduce.run import ReproduceSettings, check_grid_file, reproduce
 
 DATA = "synthetic:classes=4,train=32,val=16,size=40"
@@ -118,6 +118,10 @@ def test_table6_ensembles_the_two_best_nets_of_table4_as_the_papers_d_plus_e():
     assert (best["paper_top1_error"], best["paper_top5_error"]) == (24.0, 7.1)
     everyone = next(r for r in rows if r["config"] == "all")
     assert everyone["top1_error"] == 75.0  # images 0, 2 and 3: the weak nets outvote the two
+    assert table6_rows(rows) == (
+        "Rows: every net (the paper's 7-net submission); the two best nets of Table 4, each at "
+        "its own test scales (the paper's two best, D and E jittered, give its D + E rows)."
+    )  # no E, so no D + E rows
 
 
 def test_an_ensemble_must_beat_the_best_single_net_at_any_test_scale():
