@@ -124,6 +124,29 @@ def test_table6_ensembles_the_two_best_nets_of_table4_as_the_papers_d_plus_e():
     )  # no E, so no D + E rows
 
 
+def test_table6_has_no_best_two_row_when_they_are_d_and_e_jittered_as_in_the_paper():
+    labels = torch.tensor([0, 1])
+    cells = grid_cells(["E"]) + [c for c in grid_cells(["D"]) if c.name == "D-jitter"]
+    scales = training_scales(32)
+    scores = {}
+    for cell in cells:  # the jittered nets right on both images, the others wrong
+        qs = scales.multi_q(cell.tag)
+        jittered = cell.tag == "jitter"
+        parts = ("dense", "multi-crop") if jittered else ("dense",)
+        post = [[0.9, 0.1], [0.1, 0.9]] if jittered else [[0.1, 0.9], [0.9, 0.1]]
+        post = torch.tensor(post).expand(len(qs), len(parts), 2, 2)
+        scores[cell.name] = Scores(["a", "b"], labels, torch.arange(2), [cell.name], parts,
+                                   True, [qs], [post])  # fmt: skip
+    rows = [r for r in collect_rows(cells, scores, scales) if r["table"] == 6]
+    assert [(r["config"], r["method"]) for r in rows] == [
+        ("all", "dense"), ("D+E", "dense"), ("D+E", "multi-crop"), ("D+E", "dense+multi-crop"),
+    ]  # fmt: skip
+    assert rows[1]["top1_error"] == 0.0
+    assert table6_rows(rows) == (
+        "Rows: every net (the paper's 7-net submission); D and E jittered with each protocol."
+    )
+
+
 def test_an_ensemble_must_beat_the_best_single_net_at_any_test_scale():
     rows = [
         {"table": 3, "config": "D", "tag": "S1", "top1_error": 6.55},

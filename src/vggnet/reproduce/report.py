@@ -17,6 +17,7 @@ from vggnet.reproduce.grid import Cell, TrainingScales
 from vggnet.serialization import atomic_write_text
 
 PAPER_TAG = {"S1": "256", "S2": "384", "jitter": "[256;512]"}
+JITTERED_PAIR = ("D-jitter", "E-jitter")  # Table 6's D + E: the paper's two best nets
 
 
 def _row(table, what, scales_used, method, posteriors, labels, reference, **extra) -> dict:
@@ -73,10 +74,11 @@ def collect_rows(
             torch.stack(everyone).mean(0), labels, paper.TABLE6[("all", "dense")],
         )
     )  # fmt: skip
-    # The paper's D + E rows combine its two best nets; at another scale the best two may differ.
+    # The paper's D + E rows combine its two best nets; at another scale the best two may differ
+    # (when they are D and E jittered, the D + E dense row below is that row already).
     table4 = {(r["config"], r["tag"]): r["top1_error"] for r in rows if r["table"] == 4}
     best = sorted(cells, key=lambda c: table4[(c.config, c.tag)])[:2]
-    if len(best) == 2:
+    if len(best) == 2 and {c.name for c in best} != set(JITTERED_PAIR):
         rows.append(
             _row(
                 6, {"config": "best 2", "nets": [c.name for c in best]}, "multi-scale", "dense",
@@ -84,7 +86,7 @@ def collect_rows(
                 paper.TABLE6[("D+E", "dense")],
             )
         )  # fmt: skip
-    pair = [c for c in cells if c.name in ("D-jitter", "E-jitter")]
+    pair = [c for c in cells if c.name in JITTERED_PAIR]
     if len(pair) == 2:
         qs = scales.multi_q("jitter")
         for method, parts in (
