@@ -389,6 +389,40 @@ def test_an_ensemble_gives_each_file_its_own_test_scales(tmp_path, run_cli):
         assert message in err, err
 
 
+def test_an_ensemble_gives_each_file_its_own_protocol(tmp_path, run_cli):
+    both = hand_scores(
+        ("dense", "multi-crop"),
+        {"dense": [[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]], "multi-crop": [[0.2, 0.1, 0.7]] * 2},
+    )
+    dense = hand_scores(("dense",), {"dense": [[0.1, 0.8, 0.1], [0.0, 0.9, 0.1]]})
+    multi = hand_scores(("multi-crop",), {"multi-crop": [[0.9, 0.0, 0.1], [0.3, 0.3, 0.4]]})
+    for name, scores in (("both", both), ("dense", dense), ("multi", multi)):
+        save_scores(scores, tmp_path / f"{name}.pt")
+    files = [tmp_path / "both.pt", tmp_path / "dense.pt", tmp_path / "multi.pt"]
+    methods = ("--method", "dense+multi-crop", "--method", "dense", "--method", "multi-crop")
+    status, out, err = run_cli("ensemble", *files, *methods, "--save-scores", tmp_path / "m.pt")
+    assert status == 0, err
+    # by hand: both's two parts averaged (0.4 0.2 0.4 | 0.2 0.15 0.65), then the three nets
+    expected = torch.tensor([[1.4, 1.0, 0.6], [0.5, 1.35, 1.15]]) / 3
+    kept = Scores.load(tmp_path / "m.pt")
+    torch.testing.assert_close(kept.combined(), expected)
+    assert kept.parts == ("dense+multi-crop | dense | multi-crop",)
+    row = out.splitlines()[1]
+    assert row.startswith("dense+multi-crop | dense | multi-crop ")
+    assert row.split()[8] == "0.00"  # image 0 -> class 0, image 1 -> class 1: both right
+    same = ("--method", "dense", "--method", "dense")  # all alike: the plain dense ensemble
+    status, out, _ = run_cli("ensemble", *files[:2], *same)
+    assert status == 0 and out.splitlines()[1].split()[0] == "dense"
+    cases = [
+        (methods[:4], "--method is given 2 times for 3 scores files"),
+        (methods[2:] + methods[:2], "dense.pt holds no multi-crop: it was scored with dense"),
+    ]
+    for extra, message in cases:
+        status, _, err = run_cli("ensemble", *files, *extra)
+        assert status == 2 and err.count("\n") == 1, err
+        assert message in err, err
+
+
 def test_the_results_table_keeps_its_columns_under_long_scales():
     def row(method, scales):
         return {

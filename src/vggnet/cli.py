@@ -263,7 +263,9 @@ def add_eval_parsers(sub) -> None:
     n.add_argument(
         "--method",
         choices=("center", "dense", "multi-crop", "dense+multi-crop"),
-        help="parts to average (default: all saved)",
+        action="append",
+        help="parts to average (default: those every file holds); once for all files, or "
+        "once per file in their order (each net with its own protocol)",
     )
     n.add_argument(
         "--scales",
@@ -666,9 +668,22 @@ def run_ensemble(args: argparse.Namespace) -> None:
                 "once for all of them, or once per file in their order"
             )
         files = [f.at_scales(q, p) for f, q, p in zip(files, scales, args.scores, strict=True)]
+    methods = args.method or []
+    if len(methods) > 1 and len(methods) != len(files):
+        raise VGGError(
+            f"--method is given {len(methods)} times for {len(files)} scores files: give it "
+            "once for all of them, or once per file in their order"
+        )
+    if len(set(methods)) > 1:
+        label = " | ".join(methods)
+        files = [
+            f.as_one_part(PARTS[m], label, p)
+            for f, m, p in zip(files, methods, args.scores, strict=True)
+        ]
+        methods = []
     merged = merge_scores(files, args.scores)
-    method = args.method or "+".join(merged.parts)
-    parts = PARTS[args.method] if args.method else None
+    method = methods[0] if methods else "+".join(merged.parts)
+    parts = PARTS[methods[0]] if methods else None
     row = result_row(merged, method, parts)
     print(format_results([row]))
     finish_result(args, row, merged.with_parts(parts) if parts else merged, parts)

@@ -234,6 +234,24 @@ class Scores:
             posteriors=[post[idx] for post, idx in zip(self.posteriors, kept, strict=True)],
         )
 
+    def as_one_part(self, parts: tuple[str, ...], label: str, name: str) -> Scores:
+        """These scores averaged over the given parts into one part called ``label``.
+
+        Lets files scored with different protocols join one ensemble, each net with its own.
+        """
+        missing = [p for p in parts if p not in self.parts]
+        if missing:
+            raise VGGError(
+                f"{name} holds no {'/'.join(missing)}: it was scored with "
+                f"{'/'.join(self.parts)} (choose from those with --method)"
+            )
+        idx = self.part_indices(parts)
+        return replace(
+            self,
+            parts=(label,),
+            posteriors=[post[:, idx].mean(1, keepdim=True) for post in self.posteriors],
+        )
+
     def part_indices(self, parts: tuple[str, ...]) -> list[int]:
         """Where the given protocol parts lie in the posteriors; refuses parts not saved."""
         missing = [p for p in parts if p not in self.parts]
