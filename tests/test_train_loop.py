@@ -3,6 +3,7 @@
 import json
 import multiprocessing
 import os
+import stat
 
 import pytest
 import torch
@@ -75,6 +76,20 @@ def test_best_ckpt_is_the_improved_epochs_state_and_survives_the_next_save(tmp_p
     if best["epoch"] < 3:  # a later last.ckpt was written over without touching best.ckpt
         last, _ = state(run / "last.ckpt")
         assert any(not torch.equal(weights[k], last[k]) for k in weights)
+
+
+def test_atomic_save_gives_the_file_the_modes_of_a_plain_write(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        for mask in (0o022, 0o077, 0o002):
+            os.umask(mask)
+            atomic_save({"v": 1}, tmp_path / "saved")
+            (tmp_path / "plain").unlink(missing_ok=True)
+            (tmp_path / "plain").write_bytes(b"")
+            assert stat.S_IMODE((tmp_path / "saved").stat().st_mode) == 0o666 & ~mask
+            assert (tmp_path / "saved").stat().st_mode == (tmp_path / "plain").stat().st_mode
+    finally:
+        os.umask(previous)
 
 
 def test_atomic_link_keeps_the_old_state_when_the_source_is_replaced(tmp_path):

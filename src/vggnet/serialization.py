@@ -121,6 +121,13 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     return stale
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it, then putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """Write ``obj`` with ``torch.save`` so that ``path`` is either the old or the whole new file."""
     path = Path(path)
@@ -128,6 +135,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide checkpoints from a group
     except OSError as err:
         raise VGGError(f"cannot write {path}: {err.strerror or err}") from None
     try:
