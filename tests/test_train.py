@@ -14,6 +14,8 @@ from tests.helpers import DATA, run_vggnet, state, train_args
 from vggnet import VGGError, load_checkpoint
 from vggnet.checkpoint import read_checkpoint
 from vggnet.distributed import Dist
+from vggnet.metrics import read_metrics
+from vggnet.plots import plot_run
 from vggnet.train import TrainConfig, check_config
 
 
@@ -94,6 +96,25 @@ def test_resume_is_bit_identical(tmp_path, run_cli, schedule):
             value["momentum_buffer"], b_train["optimizer"]["state"][key]["momentum_buffer"]
         )
     assert a_train["schedule"] == b_train["schedule"]
+
+
+def test_a_resumed_run_logs_each_step_once(tmp_path, run_cli):
+    """What a killed run logged past its checkpoint (and its torn last line) drops out."""
+    common = ("--epochs", "5", "--log-every", "1")
+    assert run_cli(*train_args(tmp_path / "straight", *common, "--max-steps", "6"))[0] == 0
+    assert run_cli(*train_args(tmp_path / "split", *common, "--max-steps", "3"))[0] == 0
+    killed = [{"kind": "step", "step": s, "epoch": 0, "loss": 99.0, "lr": 0.1} for s in (4, 5)]
+    with (tmp_path / "split" / "metrics.jsonl").open("a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in killed) + '{"kind": "step", "st')
+    status, _, err = run_cli("train", "--out", tmp_path / "split", "--resume", "--max-steps", "6")
+    assert status == 0, err
+
+    def losses(run):
+        return [(r["step"], r["loss"]) for r in read_metrics(run) if r["kind"] == "step"]
+
+    assert [step for step, _ in losses(tmp_path / "split")] == [1, 2, 3, 4, 5, 6]
+    assert losses(tmp_path / "split") == losses(tmp_path / "straight")  # not the killed 99s
+    assert plot_run(tmp_path / "split").exists()
 
 
 def test_resume_refuses_contradicting_flags(tmp_path, run_cli):

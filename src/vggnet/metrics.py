@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -117,6 +118,23 @@ class MetricsLog:
         except Exception as err:
             self._drop_tensorboard(err)
 
+    def resume(self, step: int) -> None:
+        """Mark a resume from a checkpoint at ``step``: what a killed run logged past it is void.
+
+        A line the killed run tore in half is ended first, so the next record stands alone.
+        """
+        torn = False
+        with contextlib.suppress(OSError), self.path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell():
+                f.seek(-1, os.SEEK_END)
+                torn = f.read(1) != b"\n"
+        append_text(
+            self.path,
+            ("\n" if torn else "") + json.dumps({"kind": "resume", "step": step}) + "\n",
+            RESUME_HINT,
+        )
+
     def _drop_tensorboard(self, err: BaseException) -> None:
         self.writer = None
         reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
@@ -143,14 +161,22 @@ def resident_mb() -> float | None:
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
-    """All records of a run's ``metrics.jsonl`` (a torn last line is ignored)."""
-    records = []
+    """The records of a run's ``metrics.jsonl`` as the run's history.
+
+    A torn line is ignored, and so is what a killed run logged past the checkpoint its
+    resume started from (the resumed run logs those steps again).
+    """
+    records: list[dict] = []
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return records
     for line in path.read_text().splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except ValueError:
             continue
+        if record.get("kind") == "resume":
+            records = [r for r in records if r.get("step", 0) <= record["step"]]
+        else:
+            records.append(record)
     return records

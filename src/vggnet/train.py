@@ -554,6 +554,8 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
             f"{device}, {cfg.precision}; {run}"
             + (f"; resuming at step {step} (epoch {epoch + 1})" if state else "")
         )
+        if state:
+            log.resume(step)
     net.train()
     val_loader = None  # made at the first validation, right before its workers fork
 
