@@ -122,7 +122,10 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
 
 
 def _umask() -> int:
-    """The process's file-creation mask (read by setting it, then putting it back)."""
+    """The process's file-creation mask: from /proc where it is shown, else set and put back."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        lines = Path("/proc/self/status").read_text().splitlines()
+        return int(next(line for line in lines if line.startswith("Umask:")).split()[1], 8)
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
@@ -135,11 +138,11 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide checkpoints from a group
     except OSError as err:
         raise VGGError(f"cannot write {path}: {err.strerror or err}") from None
     try:
         with os.fdopen(fd, "wb", buffering=0) as raw:
+            os.fchmod(raw.fileno(), 0o666 & ~_umask())  # not mkstemp's 0600: as a plain write
             writer = WholeWrites(raw.fileno())
             try:
                 torch.save(obj, writer)
