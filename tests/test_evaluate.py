@@ -350,7 +350,7 @@ def test_an_ensemble_of_files_keeps_the_parts_every_file_holds(tmp_path, run_cli
         "ensemble", tmp_path / "both.pt", tmp_path / "dense.pt", "--method", "multi-crop"
     )
     assert status == 2 and err.count("\n") == 1
-    assert "saved scores have no multi-crop: they hold dense" in err
+    assert "dense.pt holds no multi-crop: it was scored with dense" in err
 
 
 def test_an_ensemble_gives_each_file_its_own_test_scales(tmp_path, run_cli):
@@ -469,7 +469,7 @@ def test_an_ensemble_saves_only_the_parts_and_scales_it_used(tmp_path, run_cli):
     status, again, _ = run_cli("ensemble", slim)
     assert status == 0 and again.splitlines()[1].split()[5:] == out.splitlines()[1].split()[5:]
     status, _, err = run_cli("ensemble", slim, "--method", "dense")
-    assert status == 2 and "saved scores have no dense: they hold multi-crop" in err
+    assert status == 2 and "slim.pt holds no dense: it was scored with multi-crop" in err
 
 
 def test_an_ensemble_counts_the_errors_its_members_share(tmp_path, run_cli):

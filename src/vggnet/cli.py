@@ -652,6 +652,20 @@ def finish_result(
         save_scores(scores, args.save_scores)
 
 
+def _one_per_file(values: list | None, count: int, flag: str) -> list:
+    """A flag given once for all scores files or once per file: one value per file ([] if not given)."""
+    if not values:
+        return []
+    if len(values) == 1:
+        return values * count
+    if len(values) != count:
+        raise VGGError(
+            f"{flag} is given {len(values)} times for {count} scores files: give it "
+            "once for all of them, or once per file in their order"
+        )
+    return values
+
+
 def run_ensemble(args: argparse.Namespace) -> None:
     """Recombine saved per-image posteriors without running the networks again."""
     check_output(args.json, "--json")
@@ -660,20 +674,13 @@ def run_ensemble(args: argparse.Namespace) -> None:
     from vggnet.evaluate import PARTS, Scores, format_results, merge_scores, result_row
 
     files = [Scores.load(p) for p in args.scores]
-    if args.scales:
-        scales = args.scales * len(files) if len(args.scales) == 1 else args.scales
-        if len(scales) != len(files):
-            raise VGGError(
-                f"--scales is given {len(scales)} times for {len(files)} scores files: give it "
-                "once for all of them, or once per file in their order"
-            )
+    scales = _one_per_file(args.scales, len(files), "--scales")
+    if scales:
         files = [f.at_scales(q, p) for f, q, p in zip(files, scales, args.scores, strict=True)]
-    methods = args.method or []
-    if len(methods) > 1 and len(methods) != len(files):
-        raise VGGError(
-            f"--method is given {len(methods)} times for {len(files)} scores files: give it "
-            "once for all of them, or once per file in their order"
-        )
+    methods = _one_per_file(args.method, len(files), "--method")
+    if methods:
+        for f, m, p in zip(files, methods, args.scores, strict=True):
+            f.part_indices(PARTS[m], p)  # a file without the parts asked of it is named
     if len(set(methods)) > 1:
         label = " | ".join(methods)
         files = [

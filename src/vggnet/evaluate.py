@@ -239,22 +239,21 @@ class Scores:
 
         Lets files scored with different protocols join one ensemble, each net with its own.
         """
-        missing = [p for p in parts if p not in self.parts]
-        if missing:
-            raise VGGError(
-                f"{name} holds no {'/'.join(missing)}: it was scored with "
-                f"{'/'.join(self.parts)} (choose from those with --method)"
-            )
-        idx = self.part_indices(parts)
+        idx = self.part_indices(parts, name)
         return replace(
             self,
             parts=(label,),
             posteriors=[post[:, idx].mean(1, keepdim=True) for post in self.posteriors],
         )
 
-    def part_indices(self, parts: tuple[str, ...]) -> list[int]:
+    def part_indices(self, parts: tuple[str, ...], name: str = "") -> list[int]:
         """Where the given protocol parts lie in the posteriors; refuses parts not saved."""
         missing = [p for p in parts if p not in self.parts]
+        if missing and name:
+            raise VGGError(
+                f"{name} holds no {'/'.join(missing)}: it was scored with "
+                f"{'/'.join(self.parts)} (choose from those with --method)"
+            )
         if missing:
             raise VGGError(
                 f"saved scores have no {'/'.join(missing)}: they hold {'/'.join(self.parts)} "
