@@ -8,7 +8,6 @@ import stat
 import pytest
 import torch
 
-import vggnet.serialization
 import vggnet.train
 from tests.helpers import state, train_args
 from vggnet import VGGError
@@ -89,17 +88,6 @@ def test_atomic_save_gives_the_file_the_modes_of_a_plain_write(tmp_path):
             (tmp_path / "plain").write_bytes(b"")
             assert stat.S_IMODE((tmp_path / "saved").stat().st_mode) == 0o666 & ~mask
             assert (tmp_path / "saved").stat().st_mode == (tmp_path / "plain").stat().st_mode
-    finally:
-        os.umask(previous)
-
-
-def test_the_umask_is_read_where_proc_does_not_show_it(monkeypatch):
-    previous = os.umask(0o027)
-    try:
-        shown = vggnet.serialization._umask()
-        monkeypatch.setattr(vggnet.serialization.Path, "read_text", lambda *_: "Name: x\n")
-        assert shown == vggnet.serialization._umask() == 0o027
-        assert os.umask(0o027) == 0o027  # and it is put back
     finally:
         os.umask(previous)
 

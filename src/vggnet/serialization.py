@@ -6,8 +6,8 @@ import contextlib
 import io
 import os
 import pickle
+import secrets
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -121,28 +121,19 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     return stale
 
 
-def _umask() -> int:
-    """The process's file-creation mask: from /proc where it is shown, else set and put back."""
-    with contextlib.suppress(OSError, ValueError, StopIteration):
-        lines = Path("/proc/self/status").read_text().splitlines()
-        return int(next(line for line in lines if line.startswith("Umask:")).split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """Write ``obj`` with ``torch.save`` so that ``path`` is either the old or the whole new file."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        # Not mkstemp, whose 0600 would hide checkpoints from a group: 0666 less the umask.
+        tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as err:
         raise VGGError(f"cannot write {path}: {err.strerror or err}") from None
     try:
         with os.fdopen(fd, "wb", buffering=0) as raw:
-            os.fchmod(raw.fileno(), 0o666 & ~_umask())  # not mkstemp's 0600: as a plain write
             writer = WholeWrites(raw.fileno())
             try:
                 torch.save(obj, writer)
