@@ -1,4 +1,6 @@
-"""The learning-rate schedules and top-k errors, against hand-worked cases."""
+"""The learning-rate schedules, top-k errors and metric log, against hand-worked cases."""
+
+import time
 
 import pytest
 import torch
@@ -84,3 +86,25 @@ def test_confusion_matrix_matches_scikit_learn():
     labels = torch.randint(0, 7, (500,), generator=generator)
     expected = metrics.confusion_matrix(labels.numpy(), scores.argmax(1).numpy(), labels=range(7))
     assert confusion_matrix(scores, labels).tolist() == expected.tolist()
+
+
+def test_a_resume_purges_the_killed_runs_later_steps_from_tensorboard(tmp_path):
+    """TensorBoard, read by its own loader, shows each step once: the resumed run's value."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from vggnet.metrics import MetricsLog
+
+    killed = MetricsLog(tmp_path)
+    for step in range(1, 6):
+        killed.write({"kind": "step", "step": step, "loss": 99.0})
+    killed.close()
+    time.sleep(1.1)  # event files sort by the second they were opened in
+    resumed = MetricsLog(tmp_path)
+    resumed.resume(3)
+    for step in range(4, 7):
+        resumed.write({"kind": "step", "step": step, "loss": float(step)})
+    resumed.close()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    logged = [(e.step, e.value) for e in events.Scalars("step/loss")]
+    assert logged == [(1, 99.0), (2, 99.0), (3, 99.0), (4, 4.0), (5, 5.0), (6, 6.0)]

@@ -96,15 +96,18 @@ class MetricsLog:
         self.warn = warn or (lambda line: print(f"vggnet: warning: {line}", file=sys.stderr))
         self.writer = None
         if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                return
-            quiet_tensorboard_thread_errors()
-            try:
-                self.writer = SummaryWriter(str(self.tensorboard_dir))
-            except Exception as err:
-                self._drop_tensorboard(err)
+            self._open_tensorboard()
+
+    def _open_tensorboard(self, purge_step: int | None = None) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            return
+        quiet_tensorboard_thread_errors()
+        try:
+            self.writer = SummaryWriter(str(self.tensorboard_dir), purge_step=purge_step)
+        except Exception as err:
+            self._drop_tensorboard(err)
 
     def write(self, record: dict) -> None:
         """Log one record ({"kind": "step"|"epoch", "step": ..., ...})."""
@@ -122,7 +125,12 @@ class MetricsLog:
         """Mark a resume from a checkpoint at ``step``: what a killed run logged past it is void.
 
         A line the killed run tore in half is ended first, so the next record stands alone.
+        TensorBoard reopens with a purge marker, so its curves drop those steps too.
         """
+        if self.writer is not None:
+            self.close()
+            if self.writer is not None:
+                self._open_tensorboard(purge_step=step + 1)
         torn = False
         with contextlib.suppress(OSError), self.path.open("rb") as f:
             f.seek(0, os.SEEK_END)
