@@ -128,7 +128,7 @@ class MetricsLog:
         TensorBoard reopens with a purge marker, so its curves drop those steps too.
         """
         if self.writer is not None:
-            self.close()
+            self.close()  # on failure this drops the mirror (writer None)
             if self.writer is not None:
                 self._open_tensorboard(purge_step=step + 1)
         torn = False
