@@ -99,8 +99,7 @@ def test_a_resume_purges_the_killed_runs_later_steps_from_tensorboard(tmp_path):
         killed.write({"kind": "step", "step": step, "loss": 99.0})
     killed.close()
     time.sleep(1.1)  # event files sort by the second they were opened in
-    resumed = MetricsLog(tmp_path)
-    resumed.resume(3)
+    resumed = MetricsLog(tmp_path, resume_step=3)
     for step in range(4, 7):
         resumed.write({"kind": "step", "step": step, "loss": float(step)})
     resumed.close()

@@ -90,15 +90,19 @@ class MetricsLog:
         run_dir: str | os.PathLike,
         tensorboard: bool = True,
         warn: Callable[[str], None] | None = None,
+        resume_step: int | None = None,
     ) -> None:
         self.path = Path(run_dir) / "metrics.jsonl"
         self.tensorboard_dir = Path(run_dir) / "tensorboard"
         self.warn = warn or (lambda line: print(f"vggnet: warning: {line}", file=sys.stderr))
         self.writer = None
         if tensorboard:
-            self._open_tensorboard()
+            self._open_tensorboard(None if resume_step is None else resume_step + 1)
+        if resume_step is not None:
+            self._mark_resume(resume_step)
 
-    def _open_tensorboard(self, purge_step: int | None = None) -> None:
+    def _open_tensorboard(self, purge_step: int | None) -> None:
+        """Open the mirror; a purge step drops what a killed run logged from that step on."""
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
@@ -121,16 +125,11 @@ class MetricsLog:
         except Exception as err:
             self._drop_tensorboard(err)
 
-    def resume(self, step: int) -> None:
+    def _mark_resume(self, step: int) -> None:
         """Mark a resume from a checkpoint at ``step``: what a killed run logged past it is void.
 
         A line the killed run tore in half is ended first, so the next record stands alone.
-        TensorBoard reopens with a purge marker, so its curves drop those steps too.
         """
-        if self.writer is not None:
-            self.close()  # on failure this drops the mirror (writer None)
-            if self.writer is not None:
-                self._open_tensorboard(purge_step=step + 1)
         torn = False
         with contextlib.suppress(OSError), self.path.open("rb") as f:
             f.seek(0, os.SEEK_END)

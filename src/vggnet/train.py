@@ -470,7 +470,7 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     warn = (lambda line: tqdm.write(f"vggnet: warning: {line}", file=sys.stderr)) if main else None
     skips = SkipCounter(cfg.strict, warn=warn or (lambda _: None))
-    log = MetricsLog(run, warn=warn) if main else None
+    log = MetricsLog(run, warn=warn, resume_step=step if state else None) if main else None
     q = single_test_scale(scale)
     steps_per_epoch = sampler.steps_per_epoch
     max_steps = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * steps_per_epoch
@@ -554,8 +554,6 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
             f"{device}, {cfg.precision}; {run}"
             + (f"; resuming at step {step} (epoch {epoch + 1})" if state else "")
         )
-        if state:
-            log.resume(step)
     net.train()
     val_loader = None  # made at the first validation, right before its workers fork
 
