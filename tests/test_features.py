@@ -70,6 +70,10 @@ def test_unknown_layer_lists_the_valid_ones():
 def test_perceptual_loss_value_and_gradient():
     torch.manual_seed(0)
     model = tiny("A", width=1 / 32, fc_width=8, crop_size=32).double()
+    with torch.no_grad():  # as after training: an all-zero-bias net draws a warning
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.normal_(0, 0.01)
     loss = PerceptualLoss(model, layers=["relu1_1", "relu3_2"], weights=[1.0, 0.5])
     a = torch.rand(2, 3, 32, 32, dtype=torch.float64, requires_grad=True)
     b = torch.rand(2, 3, 32, 32, dtype=torch.float64)

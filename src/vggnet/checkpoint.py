@@ -1,21 +1,29 @@
-"""Checkpoint format v1: one file with the weights and everything needed to use them."""
+"""Checkpoint format v1: one file with the weights and everything needed to use them.
+
+The one reader and writer of checkpoint files, torch (``torch.save``, loaded with
+``weights_only=True``) and safetensors (weights, plus the rest as JSON metadata) alike.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from vggnet.checkpoint_fields import FORMAT, VERSION, check_payload
 from vggnet.errors import VGGError
 from vggnet.model import VGG, VGGSpec
 from vggnet.preprocessing import Preprocessing
 from vggnet.serialization import atomic_save, safe_load
 
-FORMAT = "vggnet-checkpoint"
-VERSION = 1
+__all__ = ["FORMAT", "VERSION"]  # re-exported: older code reads them from here
+
+SAFETENSORS_KEY = "vggnet"
 
 
 def checkpoint_payload(model: VGG, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -41,33 +49,75 @@ def save_checkpoint(
     atomic_save(checkpoint_payload(model, extra), path)
 
 
+def export_safetensors(model: VGG, path: str | os.PathLike) -> None:
+    """Weights in safetensors; everything else of a checkpoint in its metadata (no code, no pickle)."""
+    from safetensors.torch import save_file
+
+    payload = checkpoint_payload(model)
+    tensors = {k: v.contiguous() for k, v in payload.pop("state_dict").items()}
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata={SAFETENSORS_KEY: json.dumps(payload)})
+        os.replace(tmp, path)
+    except OSError as err:
+        raise VGGError(f"cannot write {path}: {err.strerror}") from None
+
+
+def is_safetensors(path: str | os.PathLike) -> bool:
+    """Whether a file starts like safetensors: an 8-byte header length, then a JSON object."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    return (
+        len(head) == 9
+        and head[8:9] == b"{"
+        and 0 < int.from_bytes(head[:8], "little") < 100_000_000
+    )
+
+
+def read_safetensors(path: str | os.PathLike) -> Any:
+    """What a safetensors export holds, as the dict a torch checkpoint would (not yet validated)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k).clone() for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except Exception as err:  # a damaged header or body
+        raise VGGError(
+            f"{path} is not a readable safetensors file ({str(err).splitlines()[0]})"
+        ) from None
+    if SAFETENSORS_KEY not in metadata:
+        raise VGGError(f"{path} is a safetensors file without vggnet metadata: not a vggnet export")
+    try:
+        payload = json.loads(metadata[SAFETENSORS_KEY])
+    except ValueError as err:
+        raise VGGError(
+            f"checkpoint {path}: its metadata is not valid JSON ({err}): export it again"
+        ) from None
+    if not isinstance(payload, dict):
+        raise VGGError(
+            f"checkpoint {path}: its metadata is a JSON {type(payload).__name__}, not an object: "
+            "export it again"
+        )
+    payload["state_dict"] = tensors
+    return payload
+
+
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Read and validate a checkpoint file's dict without building the model.
 
-    Reads vggnet's torch files and its safetensors exports alike.
+    Reads vggnet's torch files and its safetensors exports alike; any damage is one
+    ``VGGError`` naming the file and the field.
     """
-    from vggnet.interop.export import is_safetensors, read_safetensors
-
     if is_safetensors(path):
-        payload = read_safetensors(path)
+        payload = check_payload(read_safetensors(path), str(path))
         payload["state_dict"] = {k: v.to(map_location) for k, v in payload["state_dict"].items()}
-    else:
-        payload = safe_load(path, "checkpoint", map_location)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        hint = ""
-        if isinstance(payload, dict) and any(isinstance(v, torch.Tensor) for v in payload.values()):
-            hint = "; it looks like a bare state dict: convert it with `vggnet import`"
-        raise VGGError(f"{path} is not a vggnet checkpoint{hint}")
-    version = payload.get("version")
-    if not isinstance(version, int) or version > VERSION:
-        raise VGGError(
-            f"checkpoint {path} has format version {version!r}, newer than this vggnet "
-            f"reads ({VERSION}): upgrade vggnet"
-        )
-    missing = [k for k in ("model", "state_dict", "preprocessing") if k not in payload]
-    if missing:
-        raise VGGError(f"checkpoint {path} is incomplete: missing {', '.join(missing)}")
-    return payload
+        return payload
+    return check_payload(safe_load(path, "checkpoint", map_location), str(path))
 
 
 def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
@@ -91,27 +141,22 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: 
             )
     # A model built on the meta device takes the tensors as they are; a real one copies them
     # into its own (aligned) storage, so kernels see the same memory as in an unbroken run.
-    on_meta = any(t.is_meta for t in model.state_dict().values())
+    on_meta = any(t.is_meta for t in expected.values())
+    if on_meta:  # assigned as they are: in the model's own dtype (a float64 file stays usable)
+        state_dict = {k: v.to(expected[k].dtype) for k, v in state_dict.items()}
     model.load_state_dict(state_dict, strict=True, assign=on_meta)
 
 
 def model_from_payload(payload: dict, source: str) -> VGG:
-    """Build the model a checkpoint dict describes and load its weights and metadata."""
-    try:
-        spec = VGGSpec(**payload["model"])
-    except TypeError as err:
-        raise VGGError(f"{source} has an invalid model description: {err}") from None
+    """Build the model a validated checkpoint dict describes; load its weights and metadata."""
     with torch.device("meta"):
-        model = VGG(spec)
+        model = VGG(VGGSpec(**payload["model"]))
     load_weights(model, payload["state_dict"], source)
-    model.classes = list(payload["classes"]) if payload.get("classes") is not None else None
+    classes = payload.get("classes")
+    model.classes = list(classes) if classes is not None else None
     model.preprocessing = Preprocessing.from_dict(payload["preprocessing"])
     scale = payload.get("train_scale")
     model.train_scale = (int(scale[0]), int(scale[1])) if scale is not None else None
-    if model.classes is not None and len(model.classes) != spec.num_classes:
-        raise VGGError(
-            f"{source} lists {len(model.classes)} class names for {spec.num_classes} outputs"
-        )
     return model.eval()
 
 

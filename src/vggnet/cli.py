@@ -107,7 +107,8 @@ def add_train_parser(sub) -> None:
     t.add_argument(
         "--normalize",
         choices=("paper", "standard"),
-        help="paper: subtract the mean pixel (0..255); standard: also divide by the std",
+        help="paper: subtract the mean pixel (0..255); standard: also divide by the std "
+        "(default: paper with --init paper, standard with kaiming or glorot)",
     )
     t.add_argument(
         "--label-smoothing",
@@ -146,17 +147,30 @@ def add_train_parser(sub) -> None:
     )
 
 
-def check_output(path: str | None, flag: str) -> None:
-    """Refuse, before any work, an output file whose folder does not exist or cannot be written."""
+def check_output(path: str | None, flag: str, inputs: Sequence[str] = ()) -> None:
+    """Refuse, before any work, an output the command could not write or should not overwrite.
+
+    That is: a folder where a file should go, a folder that does not exist or cannot be
+    written, or one of the command's own input files (``inputs``).
+    """
     if path is None:
         return
     from pathlib import Path
 
-    folder = Path(path).resolve().parent
+    target = Path(path)
+    if target.is_dir():
+        raise VGGError(f"{flag} {path} is a folder: give a file name, e.g. {target / 'out.json'}")
+    folder = target.resolve().parent
     if not folder.is_dir():
         raise VGGError(f"{flag} {path}: folder {folder} does not exist; create it first")
     if not os.access(folder, os.W_OK):
         raise VGGError(f"{flag} {path}: folder {folder} is not writable")
+    for source in inputs:
+        if target.exists() and Path(source).exists() and os.path.samefile(target, source):
+            raise VGGError(
+                f"{flag} {path} is also an input of this command ({source}): writing it would "
+                "replace what is read; choose another file"
+            )
 
 
 def _at_least(minimum: int):
@@ -181,6 +195,10 @@ def _scales(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a list of integers like 224,256,288"
         ) from None
+    if not scales:
+        raise argparse.ArgumentTypeError(f"{text!r} names no scale: give integers like 224,256")
+    if min(scales) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a scale is a side in pixels, >= 1")
     twice = sorted({q for q in scales if scales.count(q) > 1})
     if twice:
         raise argparse.ArgumentTypeError(
@@ -489,7 +507,7 @@ def run_info(args: argparse.Namespace) -> None:
 
 def run_import(args: argparse.Namespace) -> None:
     """Convert a foreign weights file into a vggnet checkpoint."""
-    check_output(args.out, "--out")
+    check_output(args.out, "--out", [args.file])
     from vggnet.checkpoint import save_checkpoint
     from vggnet.interop.timm import import_timm
     from vggnet.interop.torchvision import import_torchvision
@@ -513,7 +531,7 @@ def run_import(args: argparse.Namespace) -> None:
 
 def run_export(args: argparse.Namespace) -> None:
     """Write a checkpoint's weights in another library's layout."""
-    check_output(args.out, "--out")
+    check_output(args.out, "--out", [args.checkpoint])
     from vggnet.checkpoint import load_checkpoint
     from vggnet.interop.export import export_onnx, export_safetensors
     from vggnet.interop.torchvision import export_torchvision
@@ -591,8 +609,8 @@ def run_train(args: argparse.Namespace) -> None:
 
 def run_eval(args: argparse.Namespace) -> None:
     """Evaluate one checkpoint or an ensemble with a protocol; print the table."""
-    check_output(args.json, "--json")
-    check_output(args.save_scores, "--save-scores")
+    check_output(args.json, "--json", args.checkpoint)
+    check_output(args.save_scores, "--save-scores", args.checkpoint)
 
     from vggnet.evaluate import Protocol, evaluate_checkpoints, format_results, result_row
 
@@ -629,7 +647,6 @@ def finish_result(
     args: argparse.Namespace, row: dict, scores: Scores, parts: tuple[str, ...] | None
 ) -> None:
     """What eval and ensemble add under their row: --overlap, --per-class, --json, --save-scores."""
-    import json
 
     from vggnet.evaluate import (
         class_errors,
@@ -638,7 +655,7 @@ def finish_result(
         save_scores,
         shared_errors,
     )
-    from vggnet.serialization import atomic_write_text
+    from vggnet.serialization import write_json
 
     if args.overlap:
         row["overlap"] = shared_errors(scores, parts)
@@ -647,7 +664,7 @@ def finish_result(
         row["per_class"] = class_errors(scores, parts)
         print(format_class_errors(row["per_class"]))
     if args.json:
-        atomic_write_text(args.json, json.dumps(row, indent=1) + "\n")
+        write_json(args.json, row)
     if args.save_scores:
         save_scores(scores, args.save_scores)
 
@@ -668,8 +685,8 @@ def _one_per_file(values: list | None, count: int, flag: str) -> list:
 
 def run_ensemble(args: argparse.Namespace) -> None:
     """Recombine saved per-image posteriors without running the networks again."""
-    check_output(args.json, "--json")
-    check_output(args.save_scores, "--save-scores")
+    check_output(args.json, "--json", args.scores)
+    check_output(args.save_scores, "--save-scores", args.scores)
 
     from vggnet.evaluate import PARTS, Scores, format_results, merge_scores, result_row
 
@@ -698,9 +715,8 @@ def run_ensemble(args: argparse.Namespace) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     """Top classes and probabilities for each image file."""
-    import json
-
     from vggnet.evaluate import Protocol, predict_images
+    from vggnet.serialization import strict_json
 
     protocol = Protocol(args.method, args.scales, not args.no_flip)
     results, failures, scales = predict_images(
@@ -720,14 +736,15 @@ def run_predict(args: argparse.Namespace) -> int:
             "method": args.method,
             "scales": scales,
             "results": results,
+            "failures": failures,  # "IMAGE: reason", one per file that could not be read
         }
-        print(json.dumps(summary, indent=1))
+        print(strict_json(summary, indent=1))
     else:
         for r in results:
             print(r["image"])
             for rank, t in enumerate(r["top"], start=1):
                 print(f"  {rank}. {t['probability'] * 100:6.2f}%  {t['class']}")
-    return 1 if failures else 0
+    return 1 if failures else 0  # 1: some files failed (named on stderr), the rest predicted
 
 
 def _split_features(args: argparse.Namespace, split: str):
@@ -751,7 +768,7 @@ def _split_features(args: argparse.Namespace, split: str):
 
 def run_features(args: argparse.Namespace) -> None:
     """Write Appendix B descriptors of one split."""
-    check_output(args.out, "--out")
+    check_output(args.out, "--out", [args.checkpoint])
     from pathlib import Path
 
     import numpy as np
@@ -767,8 +784,7 @@ def run_features(args: argparse.Namespace) -> None:
 
 def run_transfer(args: argparse.Namespace) -> None:
     """Fit a linear SVM on train-split descriptors; report val accuracy."""
-    check_output(args.json, "--json")
-    import json
+    check_output(args.json, "--json", [args.checkpoint])
 
     from vggnet.transfer import linear_probe
 
@@ -788,15 +804,17 @@ def run_transfer(args: argparse.Namespace) -> None:
         f"linear SVM on {args.layer} descriptors (Q={scales}): {accuracy:.2f}% on {len(val[1])} {args.data} val images ({len(train[1])} train)"
     )
     if args.json:
-        from vggnet.serialization import atomic_write_text
+        from vggnet.serialization import write_json
 
-        atomic_write_text(args.json, json.dumps(result, indent=1) + "\n")
+        write_json(args.json, result)
 
 
 def run_demo(args: argparse.Namespace) -> None:
     """The main job: Fashion-MNIST, the paper's recipe scaled down, the paper's protocols."""
     from vggnet.demo import run_demo as demo
+    from vggnet.run_folder import check_run_folder
 
+    check_run_folder(args.out)
     demo(args.out, args.data, args.epochs, args.device)
 
 
@@ -804,7 +822,6 @@ def run_bench_command(args: argparse.Namespace) -> None:
     """Ours against torchvision: forward, training step, input pipeline, evaluation."""
     check_output(args.json, "--json")
     check_output(args.plot, "--plot")
-    import json
 
     from vggnet.bench.runner import BenchSettings, plot_bench, run_bench
 
@@ -828,9 +845,9 @@ def run_bench_command(args: argparse.Namespace) -> None:
                 "99.5% / 0.1-point rule)"
             )
     if args.json:
-        from vggnet.serialization import atomic_write_text
+        from vggnet.serialization import write_json
 
-        atomic_write_text(args.json, json.dumps(report, indent=1) + "\n")
+        write_json(args.json, report)
     if args.plot:
         plot_bench(report, args.plot)
 
@@ -838,7 +855,9 @@ def run_bench_command(args: argparse.Namespace) -> None:
 def run_reproduce(args: argparse.Namespace) -> None:
     """Train and evaluate the paper's grid of nets; RESULTS.md beside the paper's numbers."""
     from vggnet.reproduce.run import ReproduceSettings, reproduce
+    from vggnet.run_folder import check_run_folder
 
+    check_run_folder(args.out)
     fields = ReproduceSettings.__dataclass_fields__
     reproduce(ReproduceSettings(**{k: v for k, v in vars(args).items() if k in fields}))
 

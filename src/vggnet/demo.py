@@ -15,7 +15,6 @@ few epochs underfits rather than overfits. docs/RESULTS.md has the runs behind e
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from vggnet.evaluate import (
     score_images,
 )
 from vggnet.reproduce.grid import RECIPE
-from vggnet.serialization import atomic_write_text
+from vggnet.serialization import write_json
 from vggnet.train import train
 
 DEMO_CROP = 32
@@ -142,7 +141,7 @@ def run_demo(
         f"\nbest: {best['method']} at Q={best['scales']}: top-1 error {best['top1_error']:.2f}% "
         f"(accuracy {100 - best['top1_error']:.2f}%; the benchmark's VGG16 entry: 93.5%)"
     )
-    atomic_write_text(out / "results.json", json.dumps({"results": rows}, indent=1) + "\n")
+    write_json(out / "results.json", {"results": rows})
     samples = sample_images(source, out / "samples")
     print(f"wrote {out / 'results.json'} and {run / 'curves.png'}")
     print(f"try: vggnet predict --checkpoint {final} {' '.join(map(str, samples))}")

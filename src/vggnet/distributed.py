@@ -8,11 +8,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 
 from vggnet.errors import VGGError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,15 @@ def all_sum(values: list[float], d: Dist, device: torch.device) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
+
+
+def broadcast_object(value: T, d: Dist) -> T:
+    """Rank 0's ``value`` on every process (picklable plain data)."""
+    if not d.enabled:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def barrier(d: Dist) -> None:

@@ -696,6 +696,12 @@ def evaluate_checkpoints(
             models, source, protocol, classes, d, batch_size, workers, precision, d.is_main
         )
         scores = gather_scores(scores, d)
+        if not len(scores.labels):  # every rank has them all: every rank stops alike
+            first = f" (the first: {scores.skipped[0].reason})" if scores.skipped else ""
+            raise VGGError(
+                f"--data {data}: none of the {len(source)} {split} images could be read{first}; "
+                f"list them all with `vggnet data check {data}`"
+            )
         return scores if d.is_main else None
 
 

@@ -7,6 +7,7 @@ fc7, perceptual and style losses read relu1_2, relu2_2, relu3_3 and relu4_3.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -18,11 +19,31 @@ from vggnet.errors import VGGError
 from vggnet.model import VGG
 
 PERCEPTUAL_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+# How far past input_range (as a share of its width) inputs may stray: generators overshoot
+# a little; 0..255 images given as (0, 1) are 255 times off.
+RANGE_SLACK = 0.5
+
+
+def looks_untrained(model: VGG) -> bool:
+    """Whether every conv and FC bias is zero: what every initialisation leaves, and no training."""
+    biases = [m.bias for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    return all(b is not None and not bool(b.detach().any()) for b in biases)
 
 
 def layer_names(model: VGG) -> list[str]:
     """Every tap of ``model`` in forward order (Caffe names; no "flatten")."""
     return [name for name, _ in model.named_children() if name != "flatten"]
+
+
+def layer_list(layers: str | Sequence[str]) -> list[str]:
+    """Layer names as a list: one name given alone is one layer (never split into letters)."""
+    if isinstance(layers, str):
+        return [layers]
+    names = list(layers)
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise VGGError(f"layer names are strings like 'relu3_3', got {bad[0]!r}")
+    return names
 
 
 def check_layers(model: VGG, layers: Sequence[str]) -> None:
@@ -36,14 +57,16 @@ def check_layers(model: VGG, layers: Sequence[str]) -> None:
 
 
 def extract_features(
-    model: VGG, images: torch.Tensor, layers: Sequence[str]
+    model: VGG, images: torch.Tensor, layers: str | Sequence[str]
 ) -> dict[str, torch.Tensor]:
     """Outputs of the named layers for preprocessed ``images``, in one pass to the deepest tap.
 
     ReLUs run out of place, so a tapped tensor is never overwritten and autograd works
     through every tap. Conv taps take any image size; FC taps are (N, C) at the crop
-    size and maps (N, C, h, w) on larger images (the dense view).
+    size and maps (N, C, h, w) on larger images (the dense view). ``layers`` is a list of
+    names, or one name.
     """
+    layers = layer_list(layers)
     check_layers(model, layers)
     names = layer_names(model)
     if not layers:
@@ -87,12 +110,13 @@ class PerceptualLoss(nn.Module):
     def __init__(
         self,
         model: VGG | str | os.PathLike,
-        layers: Sequence[str] = PERCEPTUAL_LAYERS,
+        layers: str | Sequence[str] = PERCEPTUAL_LAYERS,
         weights: Sequence[float] | None = None,
         input_range: tuple[float, float] = (0.0, 1.0),
     ) -> None:
         super().__init__()
         net = model if isinstance(model, VGG) else load_checkpoint(model)
+        layers = layer_list(layers)
         if weights is not None and len(weights) != len(layers):
             raise VGGError(f"{len(weights)} weights for {len(layers)} layers: give one per layer")
         if tuple(input_range) not in ((0.0, 1.0), (-1.0, 1.0)):
@@ -102,6 +126,13 @@ class PerceptualLoss(nn.Module):
         self.weights = list(weights) if weights is not None else [1.0] * len(layers)
         self.input_range = tuple(input_range)
         check_layers(self.net, self.layers)
+        if looks_untrained(self.net):
+            warnings.warn(
+                "PerceptualLoss: every bias of the net is zero, so it looks untrained (randomly "
+                "initialised): its features carry no perceptual meaning; load trained weights "
+                "(vggnet.load_checkpoint, or `vggnet import` for torchvision/timm/Keras/Caffe)",
+                stacklevel=2,
+            )
 
     def train(self, mode: bool = True) -> PerceptualLoss:
         """The feature net stays in eval mode (no dropout, fixed batch-norm statistics)."""
@@ -110,9 +141,29 @@ class PerceptualLoss(nn.Module):
         return self
 
     def _features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        self._check_input(images)
         if self.input_range == (-1.0, 1.0):
             images = (images + 1) / 2
         return extract_features(self.net, self.net.preprocessing.normalize(images), self.layers)
+
+    def _check_input(self, images: torch.Tensor) -> None:
+        """Refuse images of another channel count, or far outside ``input_range`` (0..255?)."""
+        channels = self.net.spec.in_channels
+        if images.dim() != 4 or images.shape[1] != channels:
+            raise VGGError(
+                f"PerceptualLoss takes images of shape (N, {channels}, H, W) for this "
+                f"{channels}-channel net, got {tuple(images.shape)}"
+                + (": repeat a gray channel with x.expand(-1, 3, -1, -1)" if channels == 3 else "")
+            )
+        low, high = self.input_range
+        margin = (high - low) * RANGE_SLACK
+        lo, hi = (float(v) for v in torch.aminmax(images.detach()))
+        if lo < low - margin or hi > high + margin:
+            raise VGGError(
+                f"PerceptualLoss images have values in [{lo:.3g}, {hi:.3g}], far outside "
+                f"input_range ({low:g}, {high:g}): scale them (0..255 images: divide by 255), "
+                "or pass the input_range they use"
+            )
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """sum_k w_k * mean((phi_k(input) - phi_k(target))^2); no gradient flows into ``target``."""

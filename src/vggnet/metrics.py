@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from vggnet.serialization import append_text
+from vggnet.serialization import append_text, strict_json
 
 RESUME_HINT = "; the last checkpoint is untouched: free space and continue with --resume"
 
@@ -90,16 +90,23 @@ class MetricsLog:
         run_dir: str | os.PathLike,
         tensorboard: bool = True,
         warn: Callable[[str], None] | None = None,
+        start_step: int | None = None,
         resume_step: int | None = None,
     ) -> None:
+        """``start_step``: the step the run (re)starts from; what the folder logged past it is void.
+
+        ``resume_step`` is the older name of ``start_step``.
+        """
         self.path = Path(run_dir) / "metrics.jsonl"
         self.tensorboard_dir = Path(run_dir) / "tensorboard"
         self.warn = warn or (lambda line: print(f"vggnet: warning: {line}", file=sys.stderr))
         self.writer = None
+        start = start_step if start_step is not None else resume_step
+        earlier = start is not None and self.tensorboard_dir.exists()
         if tensorboard:
-            self._open_tensorboard(None if resume_step is None else resume_step + 1)
-        if resume_step is not None:
-            self._mark_resume(resume_step)
+            self._open_tensorboard(start + 1 if earlier and start is not None else None)
+        if start is not None and self.path.exists() and self.path.stat().st_size:
+            self._mark_resume(start)
 
     def _open_tensorboard(self, purge_step: int | None) -> None:
         """Open the mirror; a purge step drops what a killed run logged from that step on."""
@@ -115,7 +122,7 @@ class MetricsLog:
 
     def write(self, record: dict) -> None:
         """Log one record ({"kind": "step"|"epoch", "step": ..., ...})."""
-        append_text(self.path, json.dumps(record) + "\n", RESUME_HINT)
+        append_text(self.path, strict_json(record) + "\n", RESUME_HINT)
         if self.writer is None:
             return
         try:
@@ -167,23 +174,70 @@ def resident_mb() -> float | None:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
+# The typed fields of each kind of record: counts (int) and values (a number, or null for a
+# NaN written as strict JSON). The fields the readers index by are required.
+RECORD_FIELDS: dict[str, dict[str, type]] = {
+    "step": {"step": int, "epoch": int, "loss": float, "lr": float, "images_per_s": float},
+    "epoch": {
+        "step": int,
+        "epoch": int,
+        "train_loss": float,
+        "lr": float,
+        "val_top1_error": float,
+        "val_top5_error": float,
+    },
+    "resume": {"step": int},
+}
+REQUIRED_FIELDS = {"step": ("step",), "epoch": ("step", "epoch"), "resume": ("step",)}
+
+
+def valid_record(record: object) -> bool:
+    """Whether a parsed line is a record the readers can use: a known kind, its fields typed."""
+    if not isinstance(record, dict) or record.get("kind") not in RECORD_FIELDS:
+        return False
+    kind = record["kind"]
+    if any(key not in record for key in REQUIRED_FIELDS[kind]):
+        return False
+    for key, expected in RECORD_FIELDS[kind].items():
+        value = record.get(key)
+        if key not in record or (expected is float and value is None):
+            continue
+        if isinstance(value, bool) or not isinstance(
+            value, int if expected is int else int | float
+        ):
+            return False
+    return True
+
+
+def read_metrics(
+    run_dir: str | os.PathLike, warn: Callable[[str], None] | None = None
+) -> list[dict]:
     """The records of a run's ``metrics.jsonl`` as the run's history.
 
     A torn line is ignored, and so is what a killed run logged past the checkpoint its
-    resume started from (the resumed run logs those steps again).
+    resume started from (the resumed run logs those steps again). Lines that are not
+    records (damaged bytes, other text, wrong types) are skipped and counted in one
+    warning through ``warn``.
     """
     records: list[dict] = []
     path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
+    try:
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
         return records
-    for line in path.read_text().splitlines():
+    bad = 0
+    for number, line in enumerate(lines, start=1):
         try:
-            record = json.loads(line)
-        except ValueError:
+            record = json.loads(line.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError too
+            bad += number < len(lines)  # a torn last line is expected after a kill
             continue
-        if record.get("kind") == "resume":
-            records = [r for r in records if r.get("step", 0) <= record["step"]]
+        if not valid_record(record):
+            bad += 1
+        elif record["kind"] == "resume":
+            records = [r for r in records if r["step"] <= record["step"]]
         else:
             records.append(record)
+    if bad and warn is not None:
+        warn(f"{path}: {bad} unreadable line{'s' if bad > 1 else ''} skipped")
     return records

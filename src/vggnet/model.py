@@ -105,13 +105,7 @@ class VGG(nn.Sequential):
         super().__init__(OrderedDict(_layers(spec)))
         self.spec = spec
         self.classes: list[str] | None = None
-        self.preprocessing = (
-            Preprocessing.paper()
-            if spec.in_channels == 3
-            else Preprocessing((0.0,) * spec.in_channels, (1 / 255,) * spec.in_channels, "L")
-            if spec.in_channels == 1
-            else Preprocessing((0.0,) * spec.in_channels, (1.0,) * spec.in_channels, "raw")
-        )
+        self.preprocessing = Preprocessing.default_for(spec.in_channels)
         self.train_scale: tuple[int, int] | None = None
 
     def __getitem__(self, idx: int | slice | str) -> nn.Module:

@@ -14,7 +14,8 @@ IMAGENET_MEAN_RGB_255 = (123.68, 116.779, 103.939)
 TORCHVISION_MEAN = (0.485, 0.456, 0.406)
 TORCHVISION_STD = (0.229, 0.224, 0.225)
 
-CHANNEL_ORDERS = ("RGB", "BGR", "L")
+# "raw": channels taken as given (a net with neither 1 nor 3 input channels).
+CHANNEL_ORDERS = ("RGB", "BGR", "L", "raw")
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,25 @@ class Preprocessing:
         return cls(tuple(m / 255 for m in mean_255), (1 / 255,) * len(mean_255), order)
 
     @classmethod
+    def default_for(cls, channels: int) -> Preprocessing:
+        """A new net's preprocessing: the paper's ImageNet mean for RGB, else 0..255 values as given."""
+        if channels == 3:
+            return cls.paper()
+        return cls((0.0,) * channels, (1 / 255,) * channels, "L" if channels == 1 else "raw")
+
+    @classmethod
     def torchvision(cls) -> Preprocessing:
         """The normalisation torchvision's ImageNet VGG weights expect."""
         return cls(TORCHVISION_MEAN, TORCHVISION_STD, "RGB")
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """Turn RGB (or gray) float images in 0..1, shape (..., C, H, W), into model input."""
+        if images.dim() < 3 or images.shape[-3] != len(self.mean):
+            raise VGGError(
+                f"preprocessing expects images of shape (..., {len(self.mean)}, H, W) "
+                f"({self.channel_order}), got {tuple(images.shape)}: give the net the channels "
+                "it was trained on (gray to RGB: images.expand(-1, 3, -1, -1))"
+            )
         if self.channel_order == "BGR":
             images = images.flip(-3)
         mean = torch.tensor(self.mean, dtype=images.dtype, device=images.device)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import math
 import os
 import pickle
 import secrets
@@ -66,6 +68,27 @@ def safe_load(path: str | os.PathLike, what: str, map_location: str | torch.devi
     except Exception as err:  # a damaged file can fail anywhere inside the unpickler
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise VGGError(f"{what} {path} is truncated or corrupt ({first})") from None
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or infinity (nested in dicts, lists, tuples) made ``None``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def strict_json(value: Any, indent: int | None = None) -> str:
+    """JSON that every parser reads: NaN and infinities, which JSON lacks, are written as null."""
+    return json.dumps(finite(value), indent=indent, allow_nan=False)
+
+
+def write_json(path: str | os.PathLike, value: Any) -> None:
+    """Write ``value`` as strict, indented JSON, atomically; one line naming the file on failure."""
+    atomic_write_text(path, strict_json(value, indent=1) + "\n")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -7,14 +7,14 @@ backward (micro-batches accumulate; DDP averages across processes), SGD with mom
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shlex
 import signal
 import sys
 import time
-from contextlib import ExitStack, nullcontext, suppress
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,11 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from vggnet import configs, devices
+from vggnet import devices
 from vggnet.checkpoint import (
     checkpoint_payload,
     load_checkpoint,
     load_weights,
-    read_checkpoint,
 )
 from vggnet.data import (
     BatchNormalizer,
@@ -46,25 +45,30 @@ from vggnet.data import (
 from vggnet.data.erasing import erase, erasing_boxes
 from vggnet.data.loader import shut_down_workers
 from vggnet.data.sources import FashionMNISTSource, FolderSource
-from vggnet.data.stats import ChannelStats, load_or_compute_stats
-from vggnet.devices import check_precision, default_device, resolve_device
-from vggnet.distributed import Dist, all_sum, barrier, process_group
+from vggnet.data.stats import ChannelStats, cached_stats, compute_stats, save_stats
+from vggnet.devices import resolve_device
+from vggnet.distributed import Dist, all_sum, broadcast_object, process_group
 from vggnet.errors import VGGError
 from vggnet.init import init_from_shallower
 from vggnet.lagged import LaggedScalar
 from vggnet.metrics import MetricsLog, error_percent, resident_mb, top_k_correct
 from vggnet.model import VGG, build_model
 from vggnet.plots import plot_run
-from vggnet.schedule import SCHEDULES, LinearSchedule, PlateauSchedule
+from vggnet.run_folder import RunLock, check_run_folder
+from vggnet.schedule import LinearSchedule, PlateauSchedule
 from vggnet.serialization import (
     append_text,
     atomic_link,
     atomic_save,
-    atomic_write_text,
     remove_stale_temporaries,
+    write_json,
 )
-
-FINETUNE_LR = 1e-3  # the paper's rate for S=384 nets started from S=256 ones
+from vggnet.train_config import (  # noqa: F401 (re-exported: vggnet.train.TrainConfig ...)
+    FINETUNE_LR,
+    TrainConfig,
+    check_config,
+    config_for_run,
+)
 
 
 @dataclass(frozen=True)
@@ -77,171 +81,6 @@ class StepInfo:
     images: int = 0  # in this step, over all processes
     epoch_images: int = 0  # in the epoch so far, this step included
     seconds: float = 0.0  # since the epoch began, when the step was queued
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a run; defaults are the paper's. Stored in the run and its checkpoints."""
-
-    config: str
-    data: str
-    out: str
-    scale: str = "256"
-    crop: int = configs.CROP_SIZE
-    batch_size: int = 256
-    lr: float | None = None  # 1e-2, or 1e-3 with finetune_from
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.0  # not the paper's: 0 keeps its plain cross-entropy
-    dropout: float = configs.DROPOUT
-    epochs: int = 74
-    max_steps: int | None = None
-    seed: int = 0
-    device: str | None = None  # cuda if available, else cpu
-    precision: str = "fp32"
-    channels_last: bool = False
-    compile: bool = False
-    workers: int | None = None
-    width: float = 1.0
-    fc_width: int = configs.FC_WIDTH
-    batch_norm: bool = False
-    init: str = "paper"
-    init_from: str | None = None
-    finetune_from: str | None = None
-    schedule: str = "plateau"  # the paper's; "linear" for a run of known length
-    warmup: float = 0.0  # epochs of linear warm-up (linear schedule)
-    patience: int = 3
-    plateau_threshold: float = 0.0  # top-1 error points an epoch must gain to count as improving
-    normalize: str = "paper"  # or "standard": also divide by the per-channel std
-    accumulate: int = 1
-    lighting: bool = True
-    random_erasing: float = 0.0  # not the paper's: probability of erasing a box of each crop
-    val_labels: str | None = None
-    val_batch_size: int | None = None
-    strict: bool = False
-    checkpoint_every: int = 1000
-    log_every: int = 10
-    dist_timeout: float = 600.0
-
-    def resolved(self) -> TrainConfig:
-        """Fill the defaults that depend on other settings."""
-        lr = self.lr if self.lr is not None else (FINETUNE_LR if self.finetune_from else 1e-2)
-        device = self.device or default_device()
-        return TrainConfig(**{**asdict(self), "lr": lr, "device": device})
-
-
-# Settings a resumed run may change; the first two only upwards (they are totals).
-RESUME_MAY_CHANGE = {
-    "epochs",
-    "max_steps",
-    "workers",
-    "checkpoint_every",
-    "log_every",
-    "strict",
-    "dist_timeout",
-    "val_batch_size",
-}
-RESUME_MAY_RAISE = {"epochs", "max_steps"}
-
-
-def config_for_run(
-    given: dict[str, Any], resume: bool
-) -> tuple[TrainConfig, dict[str, Any] | None]:
-    """The run's config from the flags given, or (resuming) the stored one plus allowed changes.
-
-    Returns the config and, when resuming, the checkpoint payload of ``RUN/last.ckpt``.
-    """
-    out = Path(given["out"])
-    last = out / "last.ckpt"
-    if not resume:
-        if last.exists():
-            raise VGGError(
-                f"{out} already holds a run ({last}): pass --resume to continue it, "
-                "or choose another --out"
-            )
-        missing = [k for k in ("config", "data") if given.get(k) is None]
-        if missing:
-            raise VGGError(f"vggnet train needs --{missing[0]}")
-        return TrainConfig(**given).resolved(), None
-    if not last.exists():
-        raise VGGError(f"--resume: {last} does not exist; start the run without --resume")
-    payload = read_checkpoint(last)
-    state = payload.get("train_state")
-    if not isinstance(state, dict) or "config" not in state:
-        raise VGGError(f"--resume: {last} holds no training state (an imported or exported net?)")
-    stored = asdict(TrainConfig(**state["config"]))
-    for key, value in given.items():
-        if key == "out" or value == stored[key]:
-            continue
-        if key == "config" and configs.resolve_config(value) == configs.resolve_config(stored[key]):
-            continue
-        flag = "--" + key.replace("_", "-")
-        if key not in RESUME_MAY_CHANGE:
-            raise VGGError(
-                f"--resume: {flag} {value} contradicts the run's stored {stored[key]}; "
-                f"drop {flag} to continue as stored, or start a new --out"
-            )
-        if key in RESUME_MAY_RAISE and stored[key] is not None and (value or 0) < stored[key]:
-            raise VGGError(
-                f"--resume: {flag} {value} is below the run's {stored[key]}; "
-                f"{flag} is a total for the run, so it can only be raised"
-            )
-        stored[key] = value
-    return TrainConfig(**stored), payload
-
-
-def check_config(cfg: TrainConfig, d: Dist, device: torch.device) -> None:
-    """Refuse settings that cannot work, each with one line naming the flag."""
-    if cfg.schedule not in SCHEDULES:
-        raise VGGError(f"--schedule {cfg.schedule}: choose {' or '.join(SCHEDULES)}")
-    if not cfg.warmup >= 0:
-        raise VGGError(f"--warmup must be >= 0 epochs, got {cfg.warmup}")
-    if cfg.warmup and cfg.schedule != "linear":
-        raise VGGError(
-            f"--warmup {cfg.warmup} applies to --schedule linear only: add it, or drop --warmup"
-        )
-    if cfg.normalize not in ("paper", "standard"):
-        raise VGGError(f"--normalize {cfg.normalize}: choose paper or standard")
-    check_precision(cfg.precision, device)
-    for name in ("batch_size", "epochs", "accumulate", "patience", "checkpoint_every", "log_every"):
-        if getattr(cfg, name) < 1:
-            raise VGGError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
-    if cfg.workers is not None and cfg.workers < 0:
-        raise VGGError(f"--workers must be >= 0, got {cfg.workers}")
-    if cfg.max_steps is not None and cfg.max_steps < 0:
-        raise VGGError(f"--max-steps must be >= 0, got {cfg.max_steps}")
-    if cfg.batch_size % d.world_size:
-        raise VGGError(
-            f"--batch-size {cfg.batch_size} is not divisible by the {d.world_size} processes: "
-            f"use a multiple of {d.world_size}"
-        )
-    local = cfg.batch_size // d.world_size
-    if local % cfg.accumulate:
-        raise VGGError(
-            f"--accumulate {cfg.accumulate} does not divide the per-process batch {local} "
-            f"(--batch-size {cfg.batch_size} over {d.world_size} processes)"
-        )
-    if cfg.lr <= 0:
-        raise VGGError(f"--lr must be > 0, got {cfg.lr}")
-    stride = configs.POOL_STRIDE**configs.NUM_POOLS
-    if cfg.crop < stride or cfg.crop % stride:
-        raise VGGError(
-            f"--crop {cfg.crop}: use a positive multiple of {stride} "
-            f"(the net halves the image {configs.NUM_POOLS} times)"
-        )
-    for name, ok, rule in (
-        ("width", cfg.width > 0, "> 0"),
-        ("fc_width", cfg.fc_width >= 1, ">= 1"),
-        ("dropout", 0 <= cfg.dropout < 1, "in [0, 1)"),
-        ("momentum", 0 <= cfg.momentum < 1, "in [0, 1)"),
-        ("weight_decay", cfg.weight_decay >= 0, ">= 0"),
-        ("label_smoothing", 0 <= cfg.label_smoothing < 1, "in [0, 1)"),
-        ("random_erasing", 0 <= cfg.random_erasing <= 1, "in [0, 1]"),
-    ):
-        if not ok:
-            raise VGGError(f"--{name.replace('_', '-')} must be {rule}, got {getattr(cfg, name)}")
-    if cfg.init_from and cfg.finetune_from:
-        raise VGGError("--init-from and --finetune-from exclude each other: pick one")
 
 
 def build_schedule(cfg: TrainConfig, steps_per_epoch: int) -> PlateauSchedule | LinearSchedule:
@@ -281,6 +120,18 @@ def build_run_model(
     return model
 
 
+def divergence_hints(cfg: TrainConfig) -> str:
+    """What may keep a run that diverged from diverging again, among the settings it has."""
+    hints = [f"lower --lr (now {cfg.lr:g})"]
+    if cfg.init != "paper" and cfg.normalize == "paper":
+        hints.append(f"use --normalize standard with --init {cfg.init}")
+    if cfg.precision != "fp32":
+        hints.append(f"use --precision fp32 (now {cfg.precision})")
+    if not cfg.batch_norm:
+        hints.append("add --batch-norm")
+    return ", or ".join(hints)
+
+
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Weight decay on conv and FC weights only; biases and batch-norm parameters are not decayed."""
     decay = [p for p in model.parameters() if p.dim() > 1]
@@ -317,6 +168,19 @@ class StopSignal:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+@contextmanager
+def restoring(last: Path) -> Iterator[None]:
+    """Restoring a resumed run's state: a part that does not fit is one line naming the file."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError, AttributeError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise VGGError(
+            f"--resume: the training state in {last} cannot be restored ({reason}): the file is "
+            "damaged; start a new run, or --finetune-from a copy of it"
+        ) from None
 
 
 def rng_state(device: torch.device, d: Dist) -> list[dict]:
@@ -381,8 +245,19 @@ def validate(
     }
 
 
+def file_identity(path: Path) -> tuple[int, int, int] | None:
+    """What tells one version of a file from another: inode, size, modification time."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def train(given: dict[str, Any], resume: bool = False) -> dict[str, Any]:
     """Run (or resume) training; ``given`` holds the flags the user set. Returns a summary."""
+    RunLock(check_run_folder(given["out"])).check_free()
+    read = file_identity(Path(given["out"]) / "last.ckpt")
     cfg, payload = config_for_run(given, resume)
     device_type = "cuda" if cfg.device.startswith("cuda") else "cpu"
     last = Path(cfg.out) / "last.ckpt"
@@ -392,40 +267,85 @@ def train(given: dict[str, Any], resume: bool = False) -> dict[str, Any]:
             return f"{last} keeps the last checkpoint: restart every process with --resume"
         return "no checkpoint had been written yet: start the run again"
 
-    with process_group(device_type, cfg.dist_timeout, recovery) as d:
-        return _train(cfg, payload, d)
+    with process_group(device_type, cfg.dist_timeout, recovery) as d, ExitStack() as hold:
+        return _train(cfg, payload, d, RunClaim(hold, read if resume else None))
 
 
-def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
+@dataclass
+class RunClaim:
+    """How a process holds its run folder: the lock's exit stack, and the ``last.ckpt`` it read."""
+
+    hold: ExitStack
+    resumed_from: tuple[int, int, int] | None  # file_identity of RUN/last.ckpt when resuming
+
+
+def claim_run_folder(run: Path, claim: RunClaim) -> None:
+    """Become the run folder's one writer, then check it still holds what this run expects."""
+    claim.hold.enter_context(RunLock(run))
+    last = run / "last.ckpt"
+    if claim.resumed_from is None and last.exists():
+        raise VGGError(
+            f"{run} already holds a run ({last}): pass --resume to continue it, "
+            "or choose another --out"
+        )
+    if claim.resumed_from is not None and file_identity(last) != claim.resumed_from:
+        raise VGGError(
+            f"{last} changed while this run started (another process wrote it): "
+            "run the same command again to resume from the new checkpoint"
+        )
+    for name in ("last.ckpt", "best.ckpt"):
+        remove_stale_temporaries(run / name)  # left by a process killed while saving
+
+
+def start_run_folder(run: Path, claim: RunClaim, d: Dist, device: torch.device) -> None:
+    """Rank 0 claims the folder; every process stops with it if it cannot."""
+    failure: VGGError | None = None
+    if d.is_main:
+        try:
+            claim_run_folder(run, claim)
+        except VGGError as err:
+            failure = err
+    if all_sum([float(failure is not None)], d, device)[0]:
+        raise failure or VGGError(f"process 0 could not claim {run}: see its message")
+
+
+def shared_stats(source, stats_file: Path, key: str, d: Dist) -> tuple[ChannelStats, bool]:
+    """The training set's colour statistics: cached or computed by rank 0, sent to every process.
+
+    Returns the statistics and whether they were computed now (and so still to be saved).
+    """
+    stats = cached_stats(stats_file, key, len(source)) if d.is_main else None
+    fresh = d.is_main and stats is None
+    if fresh:
+        stats = compute_stats(source)
+    return broadcast_object(stats, d), fresh
+
+
+def _train(cfg: TrainConfig, payload: dict | None, d: Dist, claim: RunClaim) -> dict[str, Any]:
     device = resolve_device(cfg.device, d.local_rank if d.enabled else None)
     check_config(cfg, d, device)
     run = Path(cfg.out)
     main = d.is_main
     say = tqdm.write if main else (lambda *_: None)
-    if main:
-        run.mkdir(parents=True, exist_ok=True)
-        for name in ("last.ckpt", "best.ckpt"):
-            remove_stale_temporaries(run / name)  # left by a process killed while saving
-        atomic_write_text(run / "config.json", json.dumps(asdict(cfg), indent=1) + "\n")
-        append_text(run / "command.txt", shlex.join(sys.argv) + "\n")
 
-    # Data: sources, the training set's colour statistics (rank 0 computes, the rest read).
+    # Everything that can fail on flags or data fails before the run folder is touched.
     train_src = open_source(cfg.data, "train")
     val_src = open_source(cfg.data, "val", cfg.val_labels)
     scale = parse_scale(cfg.scale, cfg.crop)
-    stats_file = run / "stats.json"
-    if main:
-        stats = load_or_compute_stats(train_src, stats_file, cfg.data)
-    barrier(d)
-    if not main:
-        stats = load_or_compute_stats(train_src, stats_file, cfg.data)
-
-    # Model, optimiser, schedule; the state of a resumed run.
+    stats, fresh_stats = shared_stats(train_src, run / "stats.json", cfg.data, d)
     torch.manual_seed(cfg.seed)
     model = build_run_model(cfg, train_src.classes, train_src.channels, stats)
-    state = payload["train_state"] if payload else None
     if payload:
         load_weights(model, payload["state_dict"], f"checkpoint {run / 'last.ckpt'}")
+    start_run_folder(run, claim, d, device)
+    if main:
+        write_json(run / "config.json", asdict(cfg))
+        append_text(run / "command.txt", shlex.join(sys.argv) + "\n")
+        if fresh_stats:
+            save_stats(stats, run / "stats.json", cfg.data, len(train_src))
+
+    # Model, optimiser, schedule; the state of a resumed run.
+    state = payload["train_state"] if payload else None
     memory_format = torch.channels_last if cfg.channels_last else torch.preserve_format
     model = model.to(device, memory_format=memory_format)
     optimizer = torch.optim.SGD(
@@ -435,11 +355,12 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
     step, epoch, step_in_epoch, best_error = 0, 0, 0, float("inf")
     torch.manual_seed(cfg.seed + 1 + d.rank)  # the dropout stream
     if state:
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
+        with restoring(run / "last.ckpt"):
+            optimizer.load_state_dict(state["optimizer"])
+            scaler.load_state_dict(state["scaler"])
+            restore_rng(state["rng"], device, d)
         step, epoch, step_in_epoch = state["step"], state["epoch"], state["step_in_epoch"]
         best_error = state["best_val_top1_error"]
-        restore_rng(state["rng"], device, d)
 
     net: nn.Module = model
     if d.enabled:
@@ -470,13 +391,14 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     warn = (lambda line: tqdm.write(f"vggnet: warning: {line}", file=sys.stderr)) if main else None
     skips = SkipCounter(cfg.strict, warn=warn or (lambda _: None))
-    log = MetricsLog(run, warn=warn, resume_step=step if state else None) if main else None
+    log = MetricsLog(run, warn=warn, start_step=step) if main else None
     q = single_test_scale(scale)
     steps_per_epoch = sampler.steps_per_epoch
     max_steps = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * steps_per_epoch
     schedule = build_schedule(cfg, steps_per_epoch)
     if state:
-        schedule.load_state_dict(state["schedule"])
+        with restoring(run / "last.ckpt"):
+            schedule.load_state_dict(state["schedule"])
 
     saved_step: int | None = None  # the step RUN/last.ckpt holds; the same on every rank
     losses: LaggedScalar[StepInfo] = LaggedScalar(device)
@@ -500,8 +422,7 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
             )
             raise VGGError(
                 f"the loss is {value} at step {info.step} (epoch {info.epoch}); stopped "
-                f"without saving what followed it, and {kept}: lower --lr, use --normalize "
-                "standard with --init kaiming/glorot, or --precision fp32"
+                f"without saving what followed it, and {kept}: {divergence_hints(cfg)}"
             )
         if read is not None:
             value, info = read
@@ -702,7 +623,7 @@ def _train(cfg: TrainConfig, payload: dict | None, d: Dist) -> dict[str, Any]:
         save(run / "last.ckpt")
     if log:
         log.close()
-        plot_run(run)
+        plot_run(run, warn=warn)
     reason = (
         f"stopped by {stopped_by}"
         if stopped_by

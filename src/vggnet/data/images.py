@@ -68,6 +68,10 @@ def decode_image(
     decoding shortcut.
     """
     path = Path(path)
+    if path.is_dir():
+        raise BadImage(f"{path}: a folder, not an image file: pass the images in it ({path}/*)")
+    if not path.exists():
+        raise BadImage(f"{path}: no such file")
     try:
         if path.stat().st_size == 0:
             raise BadImage(f"{path}: empty file")

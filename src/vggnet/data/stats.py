@@ -102,15 +102,24 @@ def compute_stats(source, max_images: int = SAMPLE_IMAGES, seed: int = 0) -> Cha
     return _finish(total, outer, count, len(indices), sampled, skipped)
 
 
+def cached_stats(cache: str | os.PathLike, key: str, split_images: int) -> ChannelStats | None:
+    """The statistics ``cache`` holds if they were computed for ``key`` and this many images."""
+    if not Path(cache).is_file():
+        return None
+    try:
+        data = json.loads(Path(cache).read_text())
+        if data.get("key") == key and data.get("split_images") == split_images:
+            return ChannelStats.from_dict(data["stats"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # a stale or damaged cache is recomputed
+    return None
+
+
 def load_or_compute_stats(source, cache: str | os.PathLike | None, key: str) -> ChannelStats:
     """Statistics from ``cache`` if it was computed for ``key`` and this many images, else computed and cached."""
-    if cache is not None and Path(cache).is_file():
-        try:
-            data = json.loads(Path(cache).read_text())
-            if data.get("key") == key and data.get("split_images") == len(source):
-                return ChannelStats.from_dict(data["stats"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # a stale or damaged cache is recomputed
+    stats = cached_stats(cache, key, len(source)) if cache is not None else None
+    if stats is not None:
+        return stats
     stats = compute_stats(source)
     if cache is not None:
         save_stats(stats, cache, key, len(source))

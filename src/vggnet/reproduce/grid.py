@@ -21,7 +21,6 @@ RECIPE = {
     "normalize": "standard",
     "channels_last": True,
 }
-FINETUNE_LR = 1e-3  # the paper's rate when S = 384 starts from S = 256 (and jittered from 384)
 
 
 @dataclass(frozen=True)

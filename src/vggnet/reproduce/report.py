@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from datetime import date
@@ -14,7 +13,7 @@ from vggnet.evaluate import Scores, errors
 from vggnet.metrics import read_metrics
 from vggnet.reproduce import paper
 from vggnet.reproduce.grid import Cell, TrainingScales
-from vggnet.serialization import atomic_write_text
+from vggnet.serialization import atomic_write_text, write_json
 
 PAPER_TAG = {"S1": "256", "S2": "384", "jitter": "[256;512]"}
 JITTERED_PAIR = ("D-jitter", "E-jitter")  # Table 6's D + E: the paper's two best nets
@@ -272,7 +271,7 @@ def write_report(out, s, fixed, cells, rows, scales) -> dict:
         "rows": rows,
         "findings": findings(rows),
     }
-    atomic_write_text(out / "results.json", json.dumps(report, indent=1) + "\n")
+    write_json(out / "results.json", report)
     plot_depth(rows, cells, out / "depth.png")
     plot_curves(out, cells, out / "curves.png")
     columns = [("config", "config"), ("train S", "train_scale"), ("test Q", "test_scales")]

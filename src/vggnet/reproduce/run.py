@@ -19,7 +19,6 @@ from vggnet.errors import VGGError
 from vggnet.evaluate import Protocol, Scores, evaluate_checkpoints, save_scores
 from vggnet.reproduce.grid import (
     BUDGETS,
-    FINETUNE_LR,
     RECIPE,
     Budget,
     Cell,
@@ -27,8 +26,9 @@ from vggnet.reproduce.grid import (
     grid_cells,
     training_scales,
 )
-from vggnet.serialization import atomic_write_text
+from vggnet.serialization import write_json
 from vggnet.train import StopSignal, train
+from vggnet.train_config import FINETUNE_LR  # the paper's rate for S=384 from S=256 nets
 
 # Settings added after grids were first written, with the value those grids ran under.
 SETTINGS_OF_OLDER_GRIDS = {"precision": "fp32"}
@@ -87,7 +87,7 @@ def check_grid_file(out: Path, fixed: dict[str, Any]) -> None:
                 )
     else:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(fixed, indent=1) + "\n")
+        write_json(path, fixed)
 
 
 def cell_dir(out: Path, name: str) -> Path:
@@ -138,7 +138,7 @@ def train_cell(
         summary = train(given)
     if summary["reason"].startswith("stopped"):
         return False
-    atomic_write_text(done, json.dumps(summary, indent=1) + "\n")
+    write_json(done, summary)
     return True
 
 

@@ -1,0 +1,105 @@
+"""A run folder has one writer: an exclusive lock held from before the first write to the exit.
+
+The lock is ``flock`` on ``RUN/.lock``: the kernel drops it when its holder exits, however
+it exits (``kill -9`` included), so a stale lock never blocks a later ``--resume``. The file
+stays in place (deleting it would let two processes lock two different files); it names
+its last holder, so a refused process can say who is writing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shlex
+import socket
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+from vggnet.errors import VGGError
+
+LOCK_NAME = ".lock"
+
+
+def check_run_folder(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """Refuse a run folder that cannot be one (a file stands there), before anything is written."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise VGGError(f"{flag} {path} is a file, not a folder: choose another {flag}")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise VGGError(f"{flag} {path}: {parent} is a file, not a folder")
+    return path
+
+
+def holder_of(lock: Path) -> str:
+    """Who holds (or last held) a run's lock, from what the holder wrote into it."""
+    try:
+        info = json.loads(lock.read_text())
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["started"]))
+        return f"process {info['pid']} on {info['host']}, since {started}: {info['command']}"
+    except (OSError, ValueError, KeyError, TypeError, OverflowError):
+        return "another process"
+
+
+class RunLock:
+    """Exclusive use of a run folder for as long as the ``with`` block runs."""
+
+    def __init__(self, run: str | os.PathLike) -> None:
+        self.run = Path(run)
+        self.path = self.run / LOCK_NAME
+        self.fd: int | None = None
+
+    def check_free(self) -> None:
+        """Refuse at once if a live process holds the folder (``acquire`` still decides later)."""
+        if self.path.is_file():
+            self.acquire(create=False).release()
+
+    def acquire(self, create: bool = True) -> RunLock:
+        """Take the lock, or refuse in one line naming the folder and the process that holds it."""
+        if create:
+            self.run.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | (os.O_CREAT if create else 0), 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise VGGError(
+                f"{self.run} is in use by another training run ({holder_of(self.path)}): "
+                "wait for it to end, or choose another --out"
+            ) from None
+        self.fd = fd
+        if not create:
+            return self
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.time(),
+            "command": shlex.join(sys.argv),
+        }
+        with contextlib.suppress(OSError):  # the lock holds without its label
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        return self
+
+    def release(self) -> None:
+        """Give the folder back (also done by the kernel if the process dies)."""
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
