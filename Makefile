@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup test test-all lint format data demo bench clean
+.PHONY: setup test test-slow test-all lint format data demo bench clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,10 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+# The tests marked slow (long soaks, waits for timeouts): .ci/run runs them after `make test`.
+test-slow: setup
+	$(BIN)/pytest -m slow
 
 # Everything, slow tests included.
 test-all: setup

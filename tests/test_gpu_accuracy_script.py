@@ -91,6 +91,7 @@ def test_epochs_that_fit_leave_room_for_the_calibration_and_the_fixed_cost():
     assert load_script().epochs_that_fit(10.0, 14.0, 2.0) == (1, 10.0)  # at least one
 
 
+@pytest.mark.slow  # 24 s; .ci/run runs it (make test-slow)
 def test_a_later_call_ensembles_with_the_nets_an_earlier_one_scored(tmp_path):
     def call(*extra):
         args = ["--smoke", "--out", tmp_path, "--deadline-s", "2", *extra]

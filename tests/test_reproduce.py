@@ -159,6 +159,7 @@ def test_an_ensemble_must_beat_the_best_single_net_at_any_test_scale():
     )
 
 
+@pytest.mark.slow  # 19 s; .ci/run runs it (make test-slow)
 def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path):
     out = tmp_path / "grid"
     args = ["reproduce", "--data", "synthetic:classes=4,train=3000,val=16,size=40",

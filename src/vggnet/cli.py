@@ -166,7 +166,8 @@ def check_output(path: str | None, flag: str, inputs: Sequence[str] = ()) -> Non
     if not os.access(folder, os.W_OK):
         raise VGGError(f"{flag} {path}: folder {folder} is not writable")
     for source in inputs:
-        if target.exists() and Path(source).exists() and os.path.samefile(target, source):
+        same = Path(source).resolve() == target.resolve()
+        if same or (target.exists() and Path(source).exists() and os.path.samefile(target, source)):
             raise VGGError(
                 f"{flag} {path} is also an input of this command ({source}): writing it would "
                 "replace what is read; choose another file"
@@ -556,6 +557,7 @@ def run_data(args: argparse.Namespace) -> int:
     from vggnet.data.stats import compute_stats, save_stats
 
     if args.data_command == "stats":
+        check_output(args.out, "--out")
         source = open_source(args.spec, "train")
         stats = compute_stats(source, max_images=args.max_images)
         how = (
@@ -610,7 +612,7 @@ def run_train(args: argparse.Namespace) -> None:
 def run_eval(args: argparse.Namespace) -> None:
     """Evaluate one checkpoint or an ensemble with a protocol; print the table."""
     check_output(args.json, "--json", args.checkpoint)
-    check_output(args.save_scores, "--save-scores", args.checkpoint)
+    check_output(args.save_scores, "--save-scores", [*args.checkpoint, *filter(None, [args.json])])
 
     from vggnet.evaluate import Protocol, evaluate_checkpoints, format_results, result_row
 
@@ -686,7 +688,7 @@ def _one_per_file(values: list | None, count: int, flag: str) -> list:
 def run_ensemble(args: argparse.Namespace) -> None:
     """Recombine saved per-image posteriors without running the networks again."""
     check_output(args.json, "--json", args.scores)
-    check_output(args.save_scores, "--save-scores", args.scores)
+    check_output(args.save_scores, "--save-scores", [*args.scores, *filter(None, [args.json])])
 
     from vggnet.evaluate import PARTS, Scores, format_results, merge_scores, result_row
 

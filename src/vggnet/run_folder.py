@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import shlex
+import shutil
 import socket
 import sys
 import time
@@ -62,6 +63,9 @@ class RunLock:
         """Take the lock, or refuse in one line naming the folder and the process that holds it."""
         if create:
             self.run.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):  # a hard link to another run's lock: not ours
+                if self.path.stat().st_nlink > 1:
+                    self.path.unlink()
         fd = os.open(self.path, os.O_RDWR | (os.O_CREAT if create else 0), 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -70,6 +74,12 @@ class RunLock:
             raise VGGError(
                 f"{self.run} is in use by another training run ({holder_of(self.path)}): "
                 "wait for it to end, or choose another --out"
+            ) from None
+        except OSError as err:
+            os.close(fd)
+            raise VGGError(
+                f"cannot lock {self.path} ({err.strerror or err}): the file system of --out "
+                "may not support locks; choose a folder on a local disk"
             ) from None
         self.fd = fd
         if not create:
@@ -84,6 +94,20 @@ class RunLock:
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
         return self
+
+    def unshare(self, *names: str) -> None:
+        """Give the run its own copy of files it appends to that are hard links to another's.
+
+        A folder copied with ``cp -al`` shares its files with the original; appending
+        to one would change the other. Files that are replaced whole (checkpoints,
+        config.json) need nothing: a replace leaves the other link as it was.
+        """
+        for name in names:
+            path = self.run / name
+            if path.is_file() and path.stat().st_nlink > 1:
+                copy = path.with_name(f".{name}.{os.getpid()}.unshare.tmp")
+                shutil.copy2(path, copy)
+                os.replace(copy, path)
 
     def release(self) -> None:
         """Give the folder back (also done by the kernel if the process dies)."""

@@ -281,7 +281,7 @@ class RunClaim:
 
 def claim_run_folder(run: Path, claim: RunClaim) -> None:
     """Become the run folder's one writer, then check it still holds what this run expects."""
-    claim.hold.enter_context(RunLock(run))
+    claim.hold.enter_context(RunLock(run)).unshare("metrics.jsonl", "command.txt", "curves.png")
     last = run / "last.ckpt"
     if claim.resumed_from is None and last.exists():
         raise VGGError(

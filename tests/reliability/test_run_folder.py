@@ -110,11 +110,17 @@ def test_a_run_killed_by_sigkill_leaves_no_lock_that_blocks_resume(tmp_path, run
     assert state(run / "last.ckpt")[1]["step"] == 60
 
 
-def test_a_copied_run_resumes_in_place_and_the_original_is_untouched(tmp_path, run_cli):
+def hard_link_copy(source: Path, target: Path) -> None:
+    """``cp -al``: a folder tree whose files are hard links to the source's."""
+    shutil.copytree(source, target, copy_function=os.link)
+
+
+@pytest.mark.parametrize("copy_tree", [shutil.copytree, hard_link_copy])
+def test_a_copied_run_resumes_in_place_and_the_original_is_untouched(tmp_path, run_cli, copy_tree):
     original, copy = tmp_path / "r2", tmp_path / "r2copy"
     status, _, err = run_cli(*train_args(original, "--max-steps", "2"))
     assert status == 0, err
-    shutil.copytree(original, copy)
+    copy_tree(original, copy)
     before = folder_hashes(original)
     status, _, err = run_cli("train", "--out", copy, "--resume", "--max-steps", "4")
     assert status == 0, err

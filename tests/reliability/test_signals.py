@@ -93,7 +93,10 @@ def start_pair(out, timeout_s: int) -> list[subprocess.Popen]:
     return procs
 
 
-@pytest.mark.parametrize("fault", ["SIGKILL", "SIGSTOP"])
+@pytest.mark.parametrize(
+    "fault",
+    ["SIGKILL", pytest.param("SIGSTOP", marks=pytest.mark.slow)],  # 17 s, mostly the timeout
+)
 def test_a_dead_or_hung_peer_stops_the_other_with_one_line_within_the_timeout(tmp_path, fault):
     """SIGKILL: the connection drops at once. SIGSTOP (a hung node): gloo's timeout, 10 s here."""
     out = tmp_path / "run"

@@ -4,6 +4,8 @@ import random
 import signal
 import subprocess
 
+import pytest
+
 import vggnet.train
 from tests.helpers import run_vggnet, state, train_args
 from tests.reliability.common import assert_same_weights
@@ -13,6 +15,7 @@ TOTAL = 300  # steps: up to 50 epochs of 6, each validated; the plateau schedule
 RUN = ("--epochs", "1000", "--patience", "8", "--checkpoint-every", "5")
 
 
+@pytest.mark.slow  # 17 s: 15 stop/resume cycles; .ci/run runs it (make test-slow)
 def test_stop_resume_cycles_end_with_the_uninterrupted_weights(tmp_path, run_cli, monkeypatch):
     status, _, err = run_cli(*train_args(tmp_path / "straight", *RUN, "--max-steps", TOTAL))
     assert status == 0, err
@@ -58,6 +61,7 @@ def test_stop_resume_cycles_end_with_the_uninterrupted_weights(tmp_path, run_cli
     assert epochs(out) == epochs(tmp_path / "straight")  # each epoch validated once, same numbers
 
 
+@pytest.mark.slow  # 8 s of epochs; .ci/run runs it (make test-slow)
 def test_resident_memory_does_not_grow_across_epochs(tmp_path):
     data = "synthetic:classes=4,train=400,val=64,size=40"  # 50 steps an epoch
     out = tmp_path / "run"
