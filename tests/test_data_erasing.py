@@ -8,7 +8,7 @@ import torch
 import torchvision.transforms as T
 import torchvision.transforms.v2.functional as TF
 
-import vggnet.train
+import vggnet.train.fit
 from tests.helpers import train_args
 from vggnet import VGGError
 from vggnet.data.erasing import AREA, RATIO, erase, erasing_boxes
@@ -73,14 +73,14 @@ def test_bad_probability_is_refused_naming_the_flag():
 def test_the_training_loop_erases_the_drawn_boxes_and_nothing_else(tmp_path, run_cli, monkeypatch):
     """The first step's inputs with --random-erasing 1 are those without, zero in each drawn box."""
     seen: list[torch.Tensor] = []
-    build = vggnet.train.build_run_model
+    build = vggnet.train.fit.build_run_model
 
     def spying(*args, **kwargs):
         model = build(*args, **kwargs)
         model.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0].detach().clone()))
         return model
 
-    monkeypatch.setattr(vggnet.train, "build_run_model", spying)
+    monkeypatch.setattr(vggnet.train.fit, "build_run_model", spying)
     common = ("--epochs", "1", "--max-steps", "1", "--seed", "3")
     assert run_cli(*train_args(tmp_path / "plain", *common))[0] == 0
     assert run_cli(*train_args(tmp_path / "erased", *common, "--random-erasing", "1"))[0] == 0

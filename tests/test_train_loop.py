@@ -8,7 +8,7 @@ import stat
 import pytest
 import torch
 
-import vggnet.train
+import vggnet.train.fit
 from tests.helpers import state, train_args
 from vggnet import VGGError
 from vggnet.lagged import LaggedScalar
@@ -118,18 +118,18 @@ def test_atomic_link_names_the_file_it_cannot_write(tmp_path):
 
 def test_the_validation_loader_is_made_once_per_run(tmp_path, run_cli, monkeypatch):
     made = []
-    real = vggnet.train.validation_loader
+    real = vggnet.train.fit.validation_loader
 
     def counting(*args):
         made.append(1)
         return real(*args)
 
-    monkeypatch.setattr(vggnet.train, "validation_loader", counting)
+    monkeypatch.setattr(vggnet.train.fit, "validation_loader", counting)
     assert run_cli(*train_args(tmp_path / "run", "--epochs", "3"))[0] == 0
     assert len(made) == 1
-    loader = real(vggnet.train.open_source("synthetic:classes=2,train=4,val=4,size=40", "val"),
+    loader = real(vggnet.train.fit.open_source("synthetic:classes=2,train=4,val=4,size=40", "val"),
                   vggnet.train.TrainConfig("A", "x", "y", crop=32, workers=2), 40,
-                  vggnet.train.Dist(0, 1, 0))  # fmt: skip
+                  vggnet.train.fit.Dist(0, 1, 0))  # fmt: skip
     assert loader.persistent_workers  # its workers live across epochs
 
 

@@ -76,7 +76,7 @@ def check_header(payload: Any, path: str) -> dict[str, Any]:
             hint = "; it looks like a bare state dict: convert it with `vggnet import`"
         raise VGGError(f"{path} is not a vggnet checkpoint{hint}")
     version = payload.get("version")
-    if not is_instance(version, (int,)) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise VGGError(
             f"checkpoint {path}: format version {describe(version)} is not a version number "
             "(the file is damaged): write it again from its run or source"

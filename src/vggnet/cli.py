@@ -814,7 +814,7 @@ def run_transfer(args: argparse.Namespace) -> None:
 def run_demo(args: argparse.Namespace) -> None:
     """The main job: Fashion-MNIST, the paper's recipe scaled down, the paper's protocols."""
     from vggnet.demo import run_demo as demo
-    from vggnet.run_folder import check_run_folder
+    from vggnet.train.folder import check_run_folder
 
     check_run_folder(args.out)
     demo(args.out, args.data, args.epochs, args.device)
@@ -857,7 +857,7 @@ def run_bench_command(args: argparse.Namespace) -> None:
 def run_reproduce(args: argparse.Namespace) -> None:
     """Train and evaluate the paper's grid of nets; RESULTS.md beside the paper's numbers."""
     from vggnet.reproduce.run import ReproduceSettings, reproduce
-    from vggnet.run_folder import check_run_folder
+    from vggnet.train.folder import check_run_folder
 
     check_run_folder(args.out)
     fields = ReproduceSettings.__dataclass_fields__

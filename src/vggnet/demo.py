@@ -112,6 +112,7 @@ def run_demo(
     center = Protocol("center", [DEMO_SCALE])
     torch_device = torch.device(device)
     rows = []
+    assert model.classes is not None  # trained here, on named classes
     for protocol in (center, dense, multi):
         scored = prepare(model, protocol, torch_device, str(final))
         scores = score_images(

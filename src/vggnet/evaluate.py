@@ -98,7 +98,7 @@ def prepare(
 ) -> ScoredModel:
     """Put a model in eval mode on ``device`` with a normaliser for its own preprocessing."""
     fmt = torch.channels_last if channels_last else torch.preserve_format
-    model = fold_batch_norm(model.eval()).to(device, memory_format=fmt).eval()
+    model = fold_batch_norm(model.eval()).to(device, memory_format=fmt).eval()  # type: ignore[call-overload]
     normalizer = BatchNormalizer(model.preprocessing).to(device)
     return ScoredModel(model, normalizer, model_scales(model, protocol), name, channels_last)
 
@@ -165,7 +165,7 @@ def dense_posteriors(
             ) / 2
         for i, p in zip(indices, posteriors, strict=True):
             result[i] = p
-    return torch.stack(result)
+    return torch.stack([p for p in result if p is not None])  # every index is in one group
 
 
 def part_posteriors(
@@ -363,7 +363,9 @@ def score_images(
     loader = views_loader(source, all_scales, indices, batch_size, workers)
     to_model = label_map(classes, source.classes)
     device = next(models[0].model.parameters()).device
-    store = [[[[] for _ in parts] for _ in sm.scales] for sm in models]
+    store: list[list[list[list[torch.Tensor]]]] = [
+        [[[] for _ in parts] for _ in sm.scales] for sm in models
+    ]
     labels, kept, skipped = [], [], []
     start = time.perf_counter()
     bar = None
@@ -652,7 +654,7 @@ def _scales_text(scales: list[int] | list[list[int]]) -> str:
     """One model's scales as "Q,Q"; an ensemble's own scales per member as "Q | Q,Q"."""
     if scales and isinstance(scales[0], int):
         return ",".join(map(str, scales))
-    return " | ".join(",".join(map(str, s)) for s in scales)
+    return " | ".join(",".join(map(str, s)) for s in scales)  # type: ignore[arg-type]
 
 
 def evaluate_checkpoints(

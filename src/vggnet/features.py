@@ -170,7 +170,7 @@ class PerceptualLoss(nn.Module):
         ours = self._features(input)
         with torch.no_grad():
             theirs = self._features(target)
-        return sum(
+        return sum(  # type: ignore[return-value]  # a sum of tensors is a tensor
             w * F.mse_loss(ours[k], theirs[k])
             for k, w in zip(self.layers, self.weights, strict=True)
         )

@@ -33,7 +33,8 @@ def initialize(model: nn.Module, scheme: str = "paper") -> None:
                 nn.init.xavier_uniform_(module.weight)
             else:
                 nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
-            nn.init.zeros_(module.bias)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
         elif isinstance(module, nn.BatchNorm2d):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)

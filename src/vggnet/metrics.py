@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -74,7 +75,7 @@ def quiet_tensorboard_thread_errors() -> None:
             return
         previous(args)
 
-    hook.vggnet_filter = True
+    hook.vggnet_filter = True  # type: ignore[attr-defined]  # marks the hook as installed
     threading.excepthook = hook
 
 
@@ -100,7 +101,7 @@ class MetricsLog:
         self.path = Path(run_dir) / "metrics.jsonl"
         self.tensorboard_dir = Path(run_dir) / "tensorboard"
         self.warn = warn or (lambda line: print(f"vggnet: warning: {line}", file=sys.stderr))
-        self.writer = None
+        self.writer: Any = None  # a SummaryWriter while TensorBoard works
         start = start_step if start_step is not None else resume_step
         earlier = start is not None and self.tensorboard_dir.exists()
         if tensorboard:

@@ -108,7 +108,7 @@ class VGG(nn.Sequential):
         self.preprocessing = Preprocessing.default_for(spec.in_channels)
         self.train_scale: tuple[int, int] | None = None
 
-    def __getitem__(self, idx: int | slice | str) -> nn.Module:
+    def __getitem__(self, idx: int | slice | str) -> nn.Module:  # type: ignore[override]
         """Index or slice the layers; a slice is a plain ``nn.Sequential`` (e.g. ``model[:4]``)."""
         if isinstance(idx, str):
             return self._modules[idx]
@@ -218,7 +218,9 @@ def fold_batch_norm(model: VGG) -> VGG:
     previous: tuple[str, nn.Module] | None = None
     for name, layer in list(folded.named_children()):
         if isinstance(layer, nn.BatchNorm2d):
+            assert previous is not None
             conv_name, conv = previous
+            assert isinstance(conv, nn.Conv2d)
             setattr(folded, conv_name, fuse_conv_bn_eval(conv, layer))
             setattr(folded, name, nn.Identity())
         previous = (name, layer)

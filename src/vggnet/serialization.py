@@ -33,7 +33,7 @@ class WholeWrites(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: bytes | memoryview) -> int:
+    def write(self, data: Any) -> int:  # any buffer, as io.RawIOBase takes
         view = memoryview(data).cast("B")
         done = 0
         try:
@@ -159,7 +159,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         with os.fdopen(fd, "wb", buffering=0) as raw:
             writer = WholeWrites(raw.fileno())
             try:
-                torch.save(obj, writer)
+                torch.save(obj, writer)  # type: ignore[arg-type]  # a binary file
             except RuntimeError:
                 if writer.error is None:
                     raise

@@ -28,13 +28,13 @@ def _descriptors(
     for indices in group_by_size(images):
         x = normalizer(torch.stack([images[i] for i in indices]).to(device))
         views = [x, x.flip(-1)] if flip else [x]
-        total = 0
+        total = torch.zeros(())
         for view in views:
             a = extract_features(model, view, [layer])[layer]
             total = total + (a.mean(dim=(2, 3)) if a.dim() == 4 else a)
         for i, d in zip(indices, total / len(views), strict=True):
             out[i] = d
-    return torch.stack(out)
+    return torch.stack([t for t in out if t is not None])  # every index is in one group
 
 
 def dataset_features(

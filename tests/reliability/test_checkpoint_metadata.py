@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from tests.helpers import tiny
 from vggnet import VGGError, load_checkpoint, save_checkpoint
 from vggnet.checkpoint import SAFETENSORS_KEY, export_safetensors, read_checkpoint
-from vggnet.train_config import config_for_run
+from vggnet.train.config import config_for_run
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "v1-A-bn-tiny.ckpt"
 

@@ -14,7 +14,7 @@ from tests.helpers import run_vggnet, state, train_args
 from tests.reliability.common import wait_for_steps
 from vggnet import VGGError
 from vggnet.metrics import read_metrics
-from vggnet.run_folder import LOCK_NAME, RunLock
+from vggnet.train.folder import LOCK_NAME, RunLock
 
 SLOW_DATA = "synthetic:classes=4,train=800,val=16,size=40"  # 100 steps an epoch
 

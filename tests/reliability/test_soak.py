@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-import vggnet.train
+import vggnet.train.fit
 from tests.helpers import run_vggnet, state, train_args
 from tests.reliability.common import assert_same_weights
 from vggnet.metrics import read_metrics
@@ -22,7 +22,7 @@ def test_stop_resume_cycles_end_with_the_uninterrupted_weights(tmp_path, run_cli
 
     # Cycles stop at a random --max-steps or at a SIGTERM that lands after a random step.
     rng = random.Random(0)
-    real_all_sum = vggnet.train.all_sum
+    real_all_sum = vggnet.train.fit.all_sum
     out, reached, target, cycles, by_signal = tmp_path / "cycled", 0, 0, 0, 0
     while reached < TOTAL:
         use_signal = cycles % 2 == 1
@@ -35,7 +35,7 @@ def test_stop_resume_cycles_end_with_the_uninterrupted_weights(tmp_path, run_cli
                 signal.raise_signal(signal.SIGTERM)
             return real_all_sum(values, d, device)
 
-        monkeypatch.setattr(vggnet.train, "all_sum", all_sum)
+        monkeypatch.setattr(vggnet.train.fit, "all_sum", all_sum)
         resume = ("--resume",) if cycles else ()
         status, stdout, err = run_cli(*train_args(out, *RUN, "--max-steps", target, *resume))
         assert status == 0, err

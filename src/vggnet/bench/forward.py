@@ -72,7 +72,7 @@ def compare_forward(
     reference, ours = model_pair(width, size, classes)
     reference = reference.to(torch_device)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    ours = ours.to(torch_device, memory_format=fmt)
+    ours = ours.to(torch_device, memory_format=fmt)  # type: ignore[call-overload]
     x = torch.randn(batch, 3, size, size, device=torch_device)
     x_ours = x.contiguous(memory_format=fmt)
     with inference_context(precision, torch_device):

@@ -16,6 +16,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -128,7 +129,7 @@ def compare_pipeline(root: Path, scale: str, batch: int, workers: int, repeats: 
     for run in runs.values():  # warm-up: start the workers, fill the page cache
         run()
     results = interleaved(runs, repeats)
-    report = {"scale": scale, "images_per_s": results}
+    report: dict[str, Any] = {"scale": scale, "images_per_s": results}
     for name in ("vggnet", "vggnet-uint8"):
         report[f"ratio {name}"] = ratios(results[name], results["torchvision"])
     return report

@@ -29,6 +29,7 @@ from vggnet.bench.common import machine
 from vggnet.bench.forward import model_pair
 from vggnet.bench.pipeline import write_jpegs
 from vggnet.evaluate import Protocol, evaluate_checkpoints
+from vggnet.model import VGG
 
 CLASSES = 10
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -77,6 +78,7 @@ def vggnet_rate(ckpt: Path, root: Path, protocol: Protocol, args) -> float:
         batch_size=args.batch,
         workers=args.workers,
     )
+    assert scores is not None  # one process
     return len(scores.labels) / (time.perf_counter() - start)
 
 
@@ -89,6 +91,7 @@ def run(args) -> dict:
         write_eval_set(root, args.images)
         torch.manual_seed(0)
         reference, ours = model_pair(args.width, args.crop, CLASSES)
+        assert isinstance(ours, VGG)
         reference = reference.to(device)
         ours.classes = sorted(p.name for p in (root / "val").iterdir())
         ours.train_scale = (args.scales[0], args.scales[0])

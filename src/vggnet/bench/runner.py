@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -38,8 +39,8 @@ class BenchSettings:
 
 def _forward(s: BenchSettings, device: torch.device) -> list[dict]:
     if s.tiny:
-        sizes = {"width": 1 / 16, "size": 32, "classes": 10, "iters": 2}
-        batches = (2, 4)
+        sizes: dict[str, Any] = {"width": 1 / 16, "size": 32, "classes": 10, "iters": 2}
+        batches: tuple[int, ...] = (2, 4)
     else:
         sizes = {"width": 1.0, "size": 224, "classes": 1000}
         batches = (1, 8, 32) if device.type == "cpu" else (8, 32, 128)
@@ -124,7 +125,7 @@ def run_bench(s: BenchSettings) -> dict:
 
         raise VGGError(f"--sections {unknown[0]}: choose from {', '.join(SECTIONS)}")
     device = resolve_device(s.device)
-    report = {
+    report: dict[str, Any] = {
         "machine": machine(device),
         "date": str(date.today()),
         "settings": asdict(s),

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import statistics
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torchvision
@@ -28,7 +31,7 @@ from vggnet.data import BatchNormalizer
 from vggnet.model import VGGSpec
 from vggnet.preprocessing import Preprocessing
 from vggnet.summary import layer_rows
-from vggnet.train import parameter_groups
+from vggnet.train.setup import parameter_groups
 
 DENSE_BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # FLOP/s, dense
 
@@ -148,13 +151,19 @@ def run(args) -> dict:
         sync(device)
         if device.type == "cuda":
             peaks[variant] = torch.cuda.max_memory_allocated(device) / 2**20
-    runs = {v: (lambda v=v: measure(steps[v], args, device)) for v in variants}
+    runs: dict[str, Callable[[], float]] = {
+        v: functools.partial(measure, steps[v], args, device) for v in variants
+    }
     rates = interleaved(runs, args.repeats)
     baseline = statistics.median(rates["torchvision-fp32"])
     for variant in variants:
         median = statistics.median(rates[variant])
         per_repeat = [a / b for a, b in zip(rates[variant], rates["torchvision-fp32"], strict=True)]
-        row = {"images_per_s": rates[variant], "ratio": median / baseline, "ratios": per_repeat}
+        row: dict[str, Any] = {
+            "images_per_s": rates[variant],
+            "ratio": median / baseline,
+            "ratios": per_repeat,
+        }
         line = f"  {variant:18s} images/s {summary(rates[variant])}  ratio {summary(per_repeat)}"
         if variant in peaks:
             row["peak_mib_all_models_so_far"] = peaks[variant]

@@ -18,6 +18,7 @@ def _use(source) -> None:
 
 
 def _check_one(index: int) -> tuple[int, str] | None:
+    assert _source is not None, "set by the pool's initializer"
     try:
         _source.read(index, min_short_side=CHECK_SHORT_SIDE)
     except BadImage as err:

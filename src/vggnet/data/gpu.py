@@ -155,6 +155,7 @@ class DeviceDecoder:
         crops, kept, skipped = [], [], list(batch.skipped)
         for item in batch.items:
             if item.data is None:
+                assert item.crop is not None  # decoded in the worker
                 crops.append(item.crop.to(self.device, non_blocking=True))
                 kept.append(item)
                 continue

@@ -29,7 +29,7 @@ def read_idx(path: str | os.PathLike, rank: int) -> np.ndarray:
         with path.open("rb") as raw:
             compressed = raw.read(2) == b"\x1f\x8b"
         with gzip.open(path, "rb") if compressed else path.open("rb") as f:
-            return _read_idx_stream(f, path, rank)
+            return _read_idx_stream(f, path, rank)  # type: ignore[arg-type]  # both are binary
     except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise VGGError(f"cannot read IDX file {path}: {err}") from None
 

@@ -97,7 +97,7 @@ def decode_image(
                         warnings.simplefilter("ignore", DeprecationWarning)
                         image = decode_jpeg(data, mode=read_mode, apply_exif_orientation=True)
                     return image, full
-                if img.format == "JPEG":
+                if img.format == "JPEG" and min_short_side is not None:
                     img.draft("RGB" if img.mode == "RGB" else None, (min_short_side,) * 2)
                 img.load()
                 upright = to_8bit(ImageOps.exif_transpose(img), mode)

@@ -128,7 +128,7 @@ def collate(items: list) -> Batch:
         return Batch.empty(skipped)
     images, labels, alpha, indices = zip(*good, strict=True)
     return Batch(
-        default_collate(images),  # in a worker: stacked straight into shared memory
+        default_collate(list(images)),  # in a worker: stacked straight into shared memory
         torch.tensor(labels, dtype=torch.long),
         torch.tensor(alpha, dtype=torch.float32),
         torch.tensor(indices, dtype=torch.long),

@@ -135,6 +135,7 @@ class FolderSource:
         index = {name: i for i, name in enumerate(self.classes)}
         paths, labels = [], []
         try:
+            assert self.val_labels is not None
             lines = Path(self.val_labels).read_text().splitlines()
         except OSError as err:
             raise VGGError(f"cannot read --val-labels {self.val_labels}: {err.strerror}") from None

@@ -224,6 +224,8 @@ class BatchNormalizer(nn.Module):
     ) -> None:
         super().__init__()
         self.preprocessing = preprocessing
+        self.pc_std: torch.Tensor
+        self.eigvecs: torch.Tensor
         self.register_buffer("pc_std", pc_std if pc_std is not None else torch.empty(0))
         self.register_buffer("eigvecs", eigvecs if eigvecs is not None else torch.empty(0))
 

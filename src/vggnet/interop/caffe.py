@@ -48,9 +48,17 @@ def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
         shift += 7
 
 
+def message(value: int | memoryview) -> memoryview:
+    """A length-delimited field's bytes; a number where a message belongs is a damaged file."""
+    if isinstance(value, int):
+        raise Truncated
+    return value
+
+
 def fields(buf: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
     """(field number, wire type, value) of each field of one protobuf message."""
     pos = 0
+    value: int | memoryview
     while pos < len(buf):
         key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7
@@ -70,8 +78,8 @@ def fields(buf: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
 
 
 def _packed_varints(value: int | memoryview, wire: int) -> list[int]:
-    if wire == 0:
-        return [int(value)]
+    if isinstance(value, int):
+        return [value]
     out, pos = [], 0
     while pos < len(value):
         v, pos = _varint(value, pos)
@@ -88,7 +96,7 @@ def parse_blob(buf: memoryview) -> np.ndarray:
         if number == BLOB_DATA:
             data.append(np.frombuffer(bytes(value), dtype="<f4"))  # packed, or one float (wire 5)
         elif number == BLOB_SHAPE:
-            for n, w, v in fields(value):
+            for n, w, v in fields(message(value)):
                 if n == SHAPE_DIM:
                     dims += _packed_varints(v, w)
         elif number in legacy and wire == 0:
@@ -115,11 +123,11 @@ def read_caffemodel(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
                 (V1_NAME, V1_BLOBS) if number == NET_V1_LAYERS else (LAYER_NAME, LAYER_BLOBS)
             )
             name, blobs = None, []
-            for n, _, v in fields(value):
+            for n, _, v in fields(message(value)):
                 if n == name_field:
-                    name = bytes(v).decode("utf-8", "replace")
+                    name = bytes(message(v)).decode("utf-8", "replace")
                 elif n == blob_field:
-                    blobs.append(parse_blob(v))
+                    blobs.append(parse_blob(message(v)))
             if name and blobs:
                 layers[name] = blobs
     except Truncated:
@@ -157,8 +165,10 @@ def import_caffe(path: str | os.PathLike, config: str | None = None) -> VGG:
         if name not in layers or not hasattr(module, "weight"):
             continue
         weight, bias = layers[name][0], layers[name][1]
+        target = module.weight
+        assert isinstance(target, torch.Tensor)
         state[f"{name}.weight"] = torch.tensor(
-            weight.reshape(module.weight.shape) if weight.size == module.weight.numel() else weight
+            weight.reshape(target.shape) if weight.size == target.numel() else weight
         )
         state[f"{name}.bias"] = torch.tensor(bias.reshape(-1))
     if spec.in_channels == 3:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from typing import Any
 
 import torch
 
@@ -19,7 +20,11 @@ def export_onnx(model: VGG, path: str | os.PathLike, opset: int = 18) -> None:
     dense = to_dense(model.cpu().eval()).eval()
     crop = model.spec.crop_size
     x = torch.zeros(1, model.spec.in_channels, crop, crop)
-    kwargs = {"input_names": ["image"], "output_names": ["scores"], "opset_version": opset}
+    kwargs: dict[str, Any] = {
+        "input_names": ["image"],
+        "output_names": ["scores"],
+        "opset_version": opset,
+    }
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         dims = {
             0: torch.export.Dim("N", min=1),

@@ -26,6 +26,7 @@ KERAS_MEAN_BGR_255 = (103.939, 116.779, 123.68)
 def _order(name: str) -> tuple[str, int]:
     """Keras 3 names layers ``conv2d``, ``conv2d_1``, ...: sort by that number, not as text."""
     match = re.fullmatch(r"(.*?)(?:_(\d+))?", name)
+    assert match is not None  # the pattern matches every name
     return match.group(1), int(match.group(2) or 0)
 
 

@@ -27,8 +27,8 @@ from vggnet.reproduce.grid import (
     training_scales,
 )
 from vggnet.serialization import write_json
-from vggnet.train import StopSignal, train
-from vggnet.train_config import FINETUNE_LR  # the paper's rate for S=384 from S=256 nets
+from vggnet.train.config import FINETUNE_LR  # the paper's rate for S=384 from S=256 nets
+from vggnet.train.fit import StopSignal, train
 
 # Settings added after grids were first written, with the value those grids ran under.
 SETTINGS_OF_OLDER_GRIDS = {"precision": "fp32"}
@@ -162,6 +162,7 @@ def score_cell(cell: Cell, s: ReproduceSettings, scales: TrainingScales, out: Pa
             batch_size=256,
             workers=s.workers or 0,
         )
+        assert scores is not None  # one process: rank 0
         save_scores(scores, path)
     return Scores.load(path)
 

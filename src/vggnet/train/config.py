@@ -178,7 +178,7 @@ def check_train_state(state: dict[str, Any], last: Path) -> None:
     check = FieldChecker(f"checkpoint {last}")
     for key in ("step", "epoch", "step_in_epoch"):
         value = state.get(key)
-        ok = is_instance(value, (int,)) and value >= 0
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
         check.require(ok, f"train_state.{key}", "an integer >= 0", value)
     best = state.get("best_val_top1_error")
     ok = isinstance(best, int | float) and not isinstance(best, bool)
@@ -188,7 +188,9 @@ def check_train_state(state: dict[str, Any], last: Path) -> None:
         check.require(isinstance(value, dict), f"train_state.{key}", "a dict", value)
     rng = state.get("rng")
     ok = isinstance(rng, list) and len(rng) > 0
-    ok = ok and all(isinstance(r, dict) and isinstance(r.get("cpu"), torch.Tensor) for r in rng)
+    ok = ok and all(
+        isinstance(r, dict) and isinstance(r.get("cpu"), torch.Tensor) for r in rng or []
+    )
     check.require(ok, "train_state.rng", "a list of RNG states (one per process)", rng)
 
 
@@ -223,7 +225,7 @@ def check_config(cfg: TrainConfig, d: Dist, device: torch.device) -> None:
             f"--accumulate {cfg.accumulate} does not divide the per-process batch {local} "
             f"(--batch-size {cfg.batch_size} over {d.world_size} processes)"
         )
-    if cfg.lr <= 0:
+    if cfg.lr is None or cfg.lr <= 0:
         raise VGGError(f"--lr must be > 0, got {cfg.lr}")
     stride = configs.POOL_STRIDE**configs.NUM_POOLS
     if cfg.crop < stride or cfg.crop % stride:

@@ -17,10 +17,16 @@ import shutil
 import socket
 import sys
 import time
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+import torch
+
+from vggnet.distributed import Dist, all_sum
 from vggnet.errors import VGGError
+from vggnet.serialization import remove_stale_temporaries
 
 LOCK_NAME = ".lock"
 
@@ -127,3 +133,51 @@ class RunLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def file_identity(path: Path) -> tuple[int, int, int] | None:
+    """What tells one version of a file from another: inode, size, modification time."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass
+class RunClaim:
+    """How a process holds its run folder: the lock's exit stack, and the ``last.ckpt`` it read."""
+
+    hold: ExitStack
+    resumed_from: tuple[int, int, int] | None  # file_identity of RUN/last.ckpt when resuming
+
+
+def claim_run_folder(run: Path, claim: RunClaim) -> None:
+    """Become the run folder's one writer, then check it still holds what this run expects."""
+    lock = claim.hold.enter_context(RunLock(run))
+    lock.unshare("metrics.jsonl", "command.txt", "curves.png")
+    last = run / "last.ckpt"
+    if claim.resumed_from is None and last.exists():
+        raise VGGError(
+            f"{run} already holds a run ({last}): pass --resume to continue it, "
+            "or choose another --out"
+        )
+    if claim.resumed_from is not None and file_identity(last) != claim.resumed_from:
+        raise VGGError(
+            f"{last} changed while this run started (another process wrote it): "
+            "run the same command again to resume from the new checkpoint"
+        )
+    for name in ("last.ckpt", "best.ckpt"):
+        remove_stale_temporaries(run / name)  # left by a process killed while saving
+
+
+def start_run_folder(run: Path, claim: RunClaim, d: Dist, device: torch.device) -> None:
+    """Rank 0 claims the folder; every process stops with it if it cannot."""
+    failure: VGGError | None = None
+    if d.is_main:
+        try:
+            claim_run_folder(run, claim)
+        except VGGError as err:
+            failure = err
+    if all_sum([float(failure is not None)], d, device)[0]:
+        raise failure or VGGError(f"process 0 could not claim {run}: see its message")

@@ -1,0 +1,448 @@
+"""The training loop: a run's parts put together, epochs of steps, checkpoints, the end.
+
+Reading order: ``train`` (one call per run) -> ``start_run`` (everything that can fail on
+flags or data, then the run folder) -> ``Run.fit`` (epochs) -> ``Run.run_epoch`` (steps;
+one step is in ``step.py``) -> ``Run.end_epoch`` (validation, schedule, checkpoint, log).
+A run's state is one object (``RunState``); ``Run`` holds it with the parts that use it.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import signal
+import sys
+import time
+from contextlib import ExitStack, suppress
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from vggnet import devices
+from vggnet.checkpoint import checkpoint_payload, load_weights
+from vggnet.data import GlobalBatchSampler, SkipCounter, open_source, parse_scale, single_test_scale
+from vggnet.data.loader import shut_down_workers
+from vggnet.data.stats import save_stats
+from vggnet.devices import resolve_device
+from vggnet.distributed import Dist, all_sum, process_group
+from vggnet.errors import VGGError
+from vggnet.lagged import LaggedScalar
+from vggnet.metrics import MetricsLog, resident_mb
+from vggnet.plots import plot_run
+from vggnet.serialization import append_text, atomic_link, atomic_save, write_json
+from vggnet.train.config import TrainConfig, check_config, config_for_run
+from vggnet.train.folder import RunClaim, RunLock, check_run_folder, file_identity, start_run_folder
+from vggnet.train.setup import (
+    batch_normalizer,
+    build_run_model,
+    build_schedule,
+    parameter_groups,
+    shared_stats,
+    training_batches,
+    validation_loader,
+    wrap_for_training,
+)
+from vggnet.train.state import RunState, rng_state
+from vggnet.train.step import (
+    StepInfo,
+    StepParts,
+    apply_update,
+    forward_backward,
+    step_inputs,
+    validate,
+)
+
+
+class StopSignal:
+    """Turns SIGTERM / SIGINT into a flag the loop checks after each step."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignal:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with suppress(ValueError):  # not the main thread: no handlers
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def divergence_hints(cfg: TrainConfig) -> str:
+    """What may keep a run that diverged from diverging again, among the settings it has."""
+    hints = [f"lower --lr (now {cfg.lr:g})"]
+    if cfg.init != "paper" and cfg.normalize == "paper":
+        hints.append(f"use --normalize standard with --init {cfg.init}")
+    if cfg.precision != "fp32":
+        hints.append(f"use --precision fp32 (now {cfg.precision})")
+    if not cfg.batch_norm:
+        hints.append("add --batch-norm")
+    return ", or ".join(hints)
+
+
+def train(given: dict[str, Any], resume: bool = False) -> dict[str, Any]:
+    """Run (or resume) training; ``given`` holds the flags the user set. Returns a summary."""
+    RunLock(check_run_folder(given["out"])).check_free()
+    read = file_identity(Path(given["out"]) / "last.ckpt")
+    cfg, payload = config_for_run(given, resume)
+    assert cfg.device is not None and cfg.lr is not None  # resolved
+    device_type = "cuda" if cfg.device.startswith("cuda") else "cpu"
+    last = Path(cfg.out) / "last.ckpt"
+
+    def recovery() -> str:
+        if last.exists():
+            return f"{last} keeps the last checkpoint: restart every process with --resume"
+        return "no checkpoint had been written yet: start the run again"
+
+    with process_group(device_type, cfg.dist_timeout, recovery) as d, ExitStack() as hold:
+        run = start_run(cfg, payload, d, RunClaim(hold, read if resume else None))
+        return run.fit()
+
+
+def start_run(cfg: TrainConfig, payload: dict | None, d: Dist, claim: RunClaim) -> Run:
+    """Everything a run needs, checked before its folder is touched; then the folder, claimed."""
+    assert cfg.device is not None and cfg.lr is not None  # resolved
+    device = resolve_device(cfg.device, d.local_rank if d.enabled else None)
+    check_config(cfg, d, device)
+    folder = Path(cfg.out)
+    train_src = open_source(cfg.data, "train")
+    val_src = open_source(cfg.data, "val", cfg.val_labels)
+    stats, fresh_stats = shared_stats(train_src, folder / "stats.json", cfg.data, d)
+    torch.manual_seed(cfg.seed)
+    model = build_run_model(cfg, train_src.classes, train_src.channels, stats)
+    if payload:
+        load_weights(model, payload["state_dict"], f"checkpoint {folder / 'last.ckpt'}")
+    start_run_folder(folder, claim, d, device)
+    if d.is_main:
+        write_json(folder / "config.json", asdict(cfg))
+        append_text(folder / "command.txt", shlex.join(sys.argv) + "\n")
+        if fresh_stats:
+            save_stats(stats, folder / "stats.json", cfg.data, len(train_src))
+
+    memory_format = torch.channels_last if cfg.channels_last else torch.preserve_format
+    model = model.to(device, memory_format=memory_format)  # type: ignore[call-overload]
+    sampler = GlobalBatchSampler(len(train_src), cfg.batch_size, d.world_size, d.rank, cfg.seed)
+    state = RunState(
+        model,
+        torch.optim.SGD(
+            parameter_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum
+        ),
+        torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16"),
+        build_schedule(cfg, sampler.steps_per_epoch),
+    )
+    torch.manual_seed(cfg.seed + 1 + d.rank)  # the dropout stream
+    if payload:
+        state.restore(payload["train_state"], folder / "last.ckpt", device, d)
+    parts = StepParts(
+        wrap_for_training(model, cfg, d, device),
+        state.optimizer,
+        state.scaler,
+        nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
+        batch_normalizer(model, stats, cfg, device),
+        devices.autocast(cfg.precision, device),
+        device,
+        d.enabled,
+    )
+    loader, decode = training_batches(train_src, cfg, sampler, device)
+    run = Run(cfg, d, folder, state, parts, sampler, loader, decode, val_src, resumed=bool(payload))
+    run.announce(len(train_src), len(train_src.classes))
+    return run
+
+
+@dataclass
+class Run:
+    """A run in progress: its settings, state and parts, and the bookkeeping of its epoch."""
+
+    cfg: TrainConfig
+    d: Dist
+    folder: Path
+    state: RunState
+    parts: StepParts
+    sampler: GlobalBatchSampler
+    loader: Any
+    decode: Any  # the device-side decoder of encoded batches, or None
+    val_src: Any
+    resumed: bool = False
+    val_loader: Any = None  # made at the first validation, right before its workers fork
+    saved_step: int | None = None  # the step RUN/last.ckpt holds; the same on every rank
+    stopped_by: str | None = None
+    epoch_loss: float = 0.0
+    epoch_images: int = 0
+    shown_loss: float = math.nan  # the last loss read, for the progress bar
+    tick: float = 0.0  # when the epoch began
+    losses: LaggedScalar[StepInfo] = field(init=False)
+    skips: SkipCounter = field(init=False)
+    log: MetricsLog | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.losses = LaggedScalar(self.parts.device)
+        self.skips = SkipCounter(self.cfg.strict, warn=self.warn)
+        self.log = None
+        if self.d.is_main:
+            self.log = MetricsLog(self.folder, warn=self.warn, start_step=self.state.step)
+
+    @property
+    def last(self) -> Path:
+        return self.folder / "last.ckpt"
+
+    @property
+    def max_steps(self) -> int:
+        """The step this run stops at: --max-steps, or the end of --epochs."""
+        if self.cfg.max_steps is not None:
+            return self.cfg.max_steps
+        return self.cfg.epochs * self.sampler.steps_per_epoch
+
+    @property
+    def q(self) -> int:
+        """The validation scale: Q = S, or (Smin + Smax) / 2 (Table 3)."""
+        return single_test_scale(parse_scale(self.cfg.scale, self.cfg.crop))
+
+    def say(self, line: str) -> None:
+        """Print on rank 0, between progress-bar redraws."""
+        if self.d.is_main:
+            tqdm.write(line)
+
+    def warn(self, line: str) -> None:
+        if self.d.is_main:
+            tqdm.write(f"vggnet: warning: {line}", file=sys.stderr)
+
+    def announce(self, images: int, classes: int) -> None:
+        """The run's first line: what trains on what, where."""
+        cfg, model = self.cfg, self.state.model
+        self.say(
+            f"training {model.spec.config} ({sum(p.numel() for p in model.parameters()):,} "
+            f"parameters) on {cfg.data}: {images} images, {classes} classes, "
+            f"S={parse_scale(cfg.scale, cfg.crop)}, crop {cfg.crop}, batch {cfg.batch_size} over "
+            f"{self.d.world_size} process(es), {self.parts.device}, {cfg.precision}; {self.folder}"
+            + (
+                f"; resuming at step {self.state.step} (epoch {self.state.epoch + 1})"
+                if self.resumed
+                else ""
+            )
+        )
+
+    def fit(self) -> dict[str, Any]:
+        """Epochs until the schedule, --epochs or --max-steps ends the run, or a signal stops it."""
+        state, cfg = self.state, self.cfg
+        self.parts.net.train()
+        with StopSignal() as signals, ExitStack() as at_exit:
+            at_exit.callback(self.stop_workers)
+            while state.epoch < cfg.epochs and not state.schedule.finished:
+                if state.step >= self.max_steps:
+                    break
+                checkpoint_seconds = self.run_epoch(signals)
+                train_seconds = time.perf_counter() - self.tick - checkpoint_seconds
+                if self.stopped_by or state.step_in_epoch < self.sampler.steps_per_epoch:
+                    break  # stopped mid-epoch (signal or --max-steps): the epoch resumes here
+                self.end_epoch(train_seconds, checkpoint_seconds)
+        if self.saved_step != state.step:  # state all ranks share: every rank joins the save
+            self.save(self.last)
+        return self.finish()
+
+    def run_epoch(self, signals: StopSignal) -> float:
+        """Steps until the epoch ends, --max-steps, or a signal; returns the checkpoint seconds."""
+        state = self.state
+        stop_at = state.step_in_epoch + (self.max_steps - state.step)
+        self.sampler.set_epoch(state.epoch, state.step_in_epoch, stop_at)
+        self.epoch_loss, self.epoch_images, self.tick = 0.0, 0, time.perf_counter()
+        checkpoint_seconds = 0.0
+        with self.progress_bar() as bar:  # closed however the epoch ends: errors start clean
+            for batch in self.loader:
+                signalled = self.train_step(batch, signals)
+                rate = self.epoch_images / max(time.perf_counter() - self.tick, 1e-9)
+                postfix = {  # the loss of the step before: read without waiting
+                    "loss": f"{self.shown_loss:.4f}",
+                    "lr": f"{state.schedule.lr_at(state.step - 1):.1e}",
+                    "img_s": f"{rate:.0f}",
+                }
+                bar.set_postfix(postfix, refresh=False)  # drawn by update(), at its own pace
+                bar.update()
+                if signalled or state.step % self.cfg.checkpoint_every == 0:
+                    mark = time.perf_counter()
+                    self.save(self.last)
+                    checkpoint_seconds += time.perf_counter() - mark
+                if signalled:
+                    self.stopped_by = signals.received or "a signal to another process"
+                    break
+        self.account(self.losses.take())  # the epoch's last step
+        return checkpoint_seconds
+
+    def progress_bar(self) -> tqdm:
+        cfg, state = self.cfg, self.state
+        return tqdm(
+            total=self.sampler.steps_per_epoch,
+            initial=state.step_in_epoch,
+            desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
+            unit="step",
+            disable=not self.d.is_main,
+            dynamic_ncols=True,
+            leave=False,
+            mininterval=0.5 if sys.stderr.isatty() else 30.0,  # quiet in logs and pipes
+        )
+
+    def train_step(self, batch: Any, signals: StopSignal) -> bool:
+        """One optimiser step (see ``step.py``); returns whether some process was signalled.
+
+        The previous step's loss is checked before this step's update is applied.
+        """
+        state, parts = self.state, self.parts
+        if self.decode is not None:
+            batch = self.decode(batch)
+        self.skips(batch.skipped)
+        x, labels = step_inputs(batch, parts, self.cfg, state.epoch)
+        loss = forward_backward(parts, x, labels, self.cfg.accumulate)
+        lr = state.schedule.lr_at(state.step)
+        images = len(labels) * self.d.world_size
+        self.epoch_images += images
+        info = StepInfo(
+            state.step + 1,
+            state.epoch + 1,
+            lr,
+            images,
+            self.epoch_images,
+            time.perf_counter() - self.tick,
+        )
+        signalled = self.account(self.losses.put(loss, info), signals.received is not None)
+        apply_update(parts, lr)
+        state.step += 1
+        state.step_in_epoch += 1
+        return signalled
+
+    def account(self, read: tuple[float, StepInfo] | None, signalled: bool = False) -> bool:
+        """Take in a step's loss once read: stop on a non-finite one (on every rank), log it.
+
+        Returns whether some process received a stop signal.
+        """
+        nonfinite = read is not None and not math.isfinite(read[0])
+        bad, stop = all_sum([float(nonfinite), float(signalled)], self.d, self.parts.device)
+        if bad:
+            self.fail_nonfinite(read)
+        if read is not None:
+            value, info = read
+            self.shown_loss = value
+            self.epoch_loss += value * info.images
+            if self.log and (info.step % self.cfg.log_every == 0 or info.step == 1):
+                rate = info.epoch_images / max(info.seconds, 1e-9)
+                record = {"kind": "step", "step": info.step, "epoch": info.epoch}
+                self.log.write({**record, "loss": value, "lr": info.lr, "images_per_s": rate})
+        return bool(stop)
+
+    def fail_nonfinite(self, read: tuple[float, StepInfo] | None) -> NoReturn:
+        """Stop, naming the step whose loss was not finite (on some process)."""
+        state = self.state
+        value, info = (
+            read if read is not None else (math.nan, StepInfo(state.step, state.epoch + 1))
+        )
+        kept = (
+            f"{self.last} keeps the last good state"
+            if self.last.exists()
+            else "no checkpoint had been written yet"
+        )
+        raise VGGError(
+            f"the loss is {value} at step {info.step} (epoch {info.epoch}); stopped "
+            f"without saving what followed it, and {kept}: {divergence_hints(self.cfg)}"
+        )
+
+    def save(self, path: Path) -> None:
+        """Write a checkpoint of the current state (all ranks gather RNG; rank 0 writes).
+
+        The last step's loss is read first: a state that followed a non-finite loss is never written.
+        """
+        self.account(self.losses.take())
+        if path.name == "last.ckpt":
+            self.saved_step = self.state.step
+        rngs = rng_state(self.parts.device, self.d)
+        if self.d.is_main:
+            train_state = self.state.saved(self.cfg, rngs, self.d.world_size)
+            atomic_save(checkpoint_payload(self.state.model, {"train_state": train_state}), path)
+
+    def end_epoch(self, train_seconds: float, checkpoint_seconds: float) -> None:
+        """Validate, step the schedule, checkpoint (best.ckpt too if it improved), log the epoch."""
+        state = self.state
+        mark = time.perf_counter()
+        if self.val_loader is None:
+            self.val_loader = validation_loader(self.val_src, self.cfg, self.q, self.d)
+        result = validate(self.parts, self.val_loader, self.cfg, self.d)
+        val_seconds = time.perf_counter() - mark
+        action = state.schedule.step(result["val_top1_error"])
+        state.epoch += 1
+        state.step_in_epoch = 0
+        improved = result["val_top1_error"] < state.best_error
+        state.best_error = min(state.best_error, result["val_top1_error"])
+        record = {
+            "kind": "epoch",
+            "step": state.step,
+            "epoch": state.epoch,
+            "train_loss": self.epoch_loss / max(self.epoch_images, 1),
+            "lr": state.schedule.lr_at(state.step),
+            "skipped": self.skips.count,
+            "resident_mb": resident_mb(),
+            **result,
+        }
+        mark = time.perf_counter()
+        self.save(self.last)
+        if improved and self.d.is_main:
+            atomic_link(self.last, self.folder / "best.ckpt")  # the same state: no second write
+        record["train_seconds"] = train_seconds
+        record["val_seconds"] = val_seconds
+        record["checkpoint_seconds"] = checkpoint_seconds + time.perf_counter() - mark
+        if self.log:
+            self.log.write(record)  # after the checkpoint: a resumed run never logs an epoch twice
+        self.say(self.epoch_line(record, action))
+
+    def epoch_line(self, record: dict[str, Any], action: str | None) -> str:
+        """The line an epoch ends with: loss, validation errors, learning rate, what follows."""
+        line = (
+            f"epoch {record['epoch']}/{self.cfg.epochs}: loss {record['train_loss']:.4f}, val "
+            f"top-1 {record['val_top1_error']:.2f}% top-5 {record['val_top5_error']:.2f}% "
+            f"(Q={self.q}, {record['val_images']} images), lr {record['lr']:.1e}"
+        )
+        if self.skips.count:
+            line += f", {self.skips.count} files skipped"
+        if action == "decrease":
+            line += f" -> lr / 10 after {self.cfg.patience} epochs without improvement"
+        if action == "stop":
+            line += " -> stop: the error stopped falling after 3 decreases"
+        return line
+
+    def finish(self) -> dict[str, Any]:
+        """Close the log, draw the curves, say why the run ended; returns the run's summary."""
+        state, cfg = self.state, self.cfg
+        if self.log:
+            self.log.close()
+            plot_run(self.folder, warn=self.warn)
+        if self.stopped_by:
+            reason = f"stopped by {self.stopped_by}"
+        elif state.schedule.finished:
+            reason = "schedule finished"
+        elif state.step >= self.max_steps and cfg.max_steps is not None:
+            reason = f"reached --max-steps {cfg.max_steps}"
+        else:
+            reason = f"reached --epochs {cfg.epochs}"
+        best = self.folder / "best.ckpt"
+        shown_best = f", best {best}" if best.exists() else ""
+        quoted = shlex.quote(str(self.folder))
+        hint = f" (continue: vggnet train --out {quoted} --resume)" if self.stopped_by else ""
+        self.say(f"{reason} at step {state.step}; {self.last}{shown_best}{hint}")
+        return {
+            "step": state.step,
+            "epoch": state.epoch,
+            "best_val_top1_error": state.best_error,
+            "reason": reason,
+        }
+
+    def stop_workers(self) -> None:
+        """However the run ends, its loaders' workers end with it (not at some later GC)."""
+        for used in (self.loader, self.val_loader):
+            if used is not None:
+                shut_down_workers(used)
