@@ -141,14 +141,14 @@ def test_eval_channels_last_default_equals_contiguous(trained, run_cli, tmp_path
 
 
 def test_batch_norm_folding_benchmark_runs_and_agrees(tmp_path):
-    """benchmarks/batch_norm_folding.py on a tiny Fashion-MNIST and BN net: both sides agree."""
+    """tools/bench/batch_norm_folding.py on a tiny Fashion-MNIST and BN net: both sides agree."""
     (tmp_path / "fm").mkdir()
     write_fashion(tmp_path / "fm", n_train=4, n_test=6)
     model = tiny("A", in_channels=1, crop_size=32, width=0.25, batch_norm=True)
     model.classes, model.train_scale = [str(i) for i in range(10)], (37, 37)
     model.preprocessing = Preprocessing((0.0,), (1 / 255,), "L")
     save_checkpoint(tmp_path / "bn.ckpt", model)
-    script = Path(__file__).parents[1] / "benchmarks" / "batch_norm_folding.py"
+    script = Path(__file__).parents[1] / "tools" / "bench" / "batch_norm_folding.py"
     args = ["--checkpoint", tmp_path / "bn.ckpt", "--images", "4", "--repeats", "1"]
     run = subprocess.run(
         [sys.executable, script, *map(str, args), "--data", f"fashion-mnist:{tmp_path / 'fm'}"],

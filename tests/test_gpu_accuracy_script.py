@@ -1,4 +1,4 @@
-"""benchmarks/gpu_accuracy.py (run once on a lent GPU) works end to end: its smoke mode on a CPU."""
+"""tools/bench/gpu_accuracy.py (run once on a lent GPU) works end to end: its smoke mode on a CPU."""
 
 import importlib.util
 import json
@@ -11,7 +11,7 @@ import pytest
 from tests.helpers import worker_env
 from vggnet.errors import VGGError
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "gpu_accuracy.py"
+SCRIPT = Path(__file__).parents[1] / "tools" / "bench" / "gpu_accuracy.py"
 
 
 def load_script():

@@ -2,7 +2,7 @@
 
 On a GPU, a reference cycle holding a CUDA tensor that was garbage in the parent when a
 loader forked its workers got freed inside a worker, which aborted it ("CUDA error:
-initialization error"): the third net of benchmarks/gpu_accuracy.py died that way on an
+initialization error"): the third net of tools/bench/gpu_accuracy.py died that way on an
 H200. Without CUDA here, a cycle whose finaliser records the process it runs in stands
 in for that tensor.
 """

@@ -160,7 +160,7 @@ def shut_down_workers(loader: DataLoader) -> None:
     A finished run's loader can end up in a reference cycle; stopped from a later garbage
     collection, its workers exited only at their 5-second status checks: the next run (or
     the scoring after it) stalled about 2.5 s a worker (12 workers and two loaders: two
-    minutes on a GPU machine; benchmarks/consecutive_runs.py).
+    minutes on a GPU machine; tools/bench/consecutive_runs.py).
     """
     iterator = getattr(loader, "_iterator", None)
     if iterator is not None and hasattr(iterator, "_shutdown_workers"):

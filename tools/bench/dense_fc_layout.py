@@ -4,7 +4,7 @@ it does now; fp32 and bf16 autocast, each under torch.inference_mode and under
 torch.no_grad (evaluation's context, `vggnet.devices.inference_context`); interleaved
 repeats in one process.
 
-    python benchmarks/dense_fc_layout.py [--positions 16] [--batch 2] [--repeats 3]
+    python tools/bench/dense_fc_layout.py [--positions 16] [--batch 2] [--repeats 3]
 
 VGG-16's fc6 (25,088 -> 4,096); --positions is the number of 7x7 windows per image (the
 default 16: a Q = 256 image of aspect 4:3 has 2 x 4 of them, its flip as many again).

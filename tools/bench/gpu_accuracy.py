@@ -1,9 +1,9 @@
 """Issue 6's accuracy runs on a GPU, in one go (the device is scarce: run once, record).
 
-    PYTHONPATH=src python benchmarks/gpu_accuracy.py --data fashion-mnist:FOLDER \
+    PYTHONPATH=src python tools/bench/gpu_accuracy.py --data fashion-mnist:FOLDER \
         --out /dev/shm/acc --report $OUT --deadline-s 540 [--nets D-b512,E-b512,D-b512-seed1]
         [--ensemble-with NETS]   # nets an earlier call scored into the same --out
-    python benchmarks/gpu_accuracy.py --smoke --out DIR        # the same code path, tiny, on a CPU
+    python tools/bench/gpu_accuracy.py --smoke --out DIR        # the same code path, tiny, on a CPU
 
 Runs so far (H200, 2026-11-26) and their commands: docs/RESULTS.md; raw output in
 docs/gpu-accuracy/.

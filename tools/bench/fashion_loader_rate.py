@@ -1,7 +1,7 @@
 """Images/s of the training loader on Fashion-MNIST (S = 37, crop 32, batch 128, in-process).
 
 Uses only the loader API that has not changed since the first release, so the same file
-measures any checkout: PYTHONPATH=CHECKOUT/src python benchmarks/fashion_loader_rate.py
+measures any checkout: PYTHONPATH=CHECKOUT/src python tools/bench/fashion_loader_rate.py
 """
 
 import sys

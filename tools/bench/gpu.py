@@ -1,7 +1,7 @@
 """Every GPU measurement of a session, in one run (the device is scarce: run once, record).
 
-    PYTHONPATH=src python benchmarks/gpu.py [--out DIR]        # on the GPU machine
-    python benchmarks/gpu.py --smoke                          # the same code path on a CPU, tiny
+    PYTHONPATH=src python tools/bench/gpu.py [--out DIR]        # on the GPU machine
+    python tools/bench/gpu.py --smoke                          # the same code path on a CPU, tiny
 
 Measures, with torchvision's vgg16 as the baseline in the same process:
 1. forward images/s, D vs vgg16 at 224, batch 8 and 64: fp32, and bf16 + channels_last;
@@ -197,7 +197,7 @@ def main() -> None:
         print(line, flush=True)
         lines.append(line)
 
-    log(f"benchmarks/gpu.py on {machine(device)}, torchvision {torchvision.__version__}")
+    log(f"tools/bench/gpu.py on {machine(device)}, torchvision {torchvision.__version__}")
     report = {"machine": machine(device)}
     small = args.smoke
     if "forward" in args.sections:

@@ -1,7 +1,7 @@
 """Where a training image's time goes, one core: decode, rescale, crop, float conversion,
 for vggnet's pipeline and the torchvision reference, on generated ~500x375 JPEGs.
 
-    python benchmarks/pipeline_stages.py [--images 128]
+    python tools/bench/pipeline_stages.py [--images 128]
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """What one training epoch costs on a GPU, for comparing two versions of the package in one call.
 
     git archive BASE src | tar -x -C runs/before     # the baseline's source tree
-    PYTHONPATH=runs/before/src python3 benchmarks/train_loop_speed.py --label before \
+    PYTHONPATH=runs/before/src python3 tools/bench/train_loop_speed.py --label before \
         --data fashion-mnist:runs/fashion-mnist --report $OUT
-    PYTHONPATH=src python3 benchmarks/train_loop_speed.py --label after ...
-    python3 benchmarks/train_loop_speed.py --smoke --report DIR     # the same code path, on a CPU
+    PYTHONPATH=src python3 tools/bench/train_loop_speed.py --label after ...
+    python3 tools/bench/train_loop_speed.py --smoke --report DIR     # the same code path, on a CPU
 
 Trains gpu_accuracy.py's net D-b512 (D at full width, batch 512, bf16, channels-last)
 on Fashion-MNIST: a warm-up run of a few steps (cuDNN autotuning), then one epoch, then

@@ -2,7 +2,7 @@
 nn.LocalResponseNorm swapped into the same net, and net A (no LRN) as the floor; interleaved
 repeats in one process.
 
-    python benchmarks/lrn_step.py [--precision bf16] [--width 0.5] [--batch 128] [--repeats 5]
+    python tools/bench/lrn_step.py [--precision bf16] [--width 0.5] [--batch 128] [--repeats 5]
 
 The net is the `full` grid's A-LRN cell (batch norm, fc 512, crop 32, channels_last);
 SGD with momentum on synthetic data already in memory. Prints images/s for each variant

@@ -1,7 +1,7 @@
 """Scoring images/s with batch norm folded into the convolutions (what `prepare` does) against
 the same scoring path with the BN layers kept, interleaved in one process.
 
-    python benchmarks/batch_norm_folding.py --checkpoint runs/demo/train/last.ckpt \
+    python tools/bench/batch_norm_folding.py --checkpoint runs/demo/train/last.ckpt \
         [--data fashion-mnist] [--images 2000] [--repeats 3]
 
 The demo's protocols on the first --images test images: centre crop and dense + multi-crop

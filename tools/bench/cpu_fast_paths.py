@@ -1,7 +1,7 @@
 """Which CPU tricks speed up VGG-16's forward pass here? Each candidate against torchvision's
 default fp32 vgg16, same weights and input, interleaved repeats, one process.
 
-    python benchmarks/cpu_fast_paths.py [--batch 8] [--repeats 3]
+    python tools/bench/cpu_fast_paths.py [--batch 8] [--repeats 3]
 
 Candidates: channels_last; TorchScript freeze + optimize_for_inference (oneDNN weight
 prepacking); torch.compile with Inductor's freezing; int8 static quantization (eager mode,

@@ -2,7 +2,7 @@
 and synthetic data (CPU loader, pinned memory), bf16 + channels_last. Checks that the CUDA
 paths of the training engine run end to end; prints each run's summary lines.
 
-    PYTHONPATH=src:. python benchmarks/gpu_train_smoke.py
+    PYTHONPATH=src:. python tools/bench/gpu_train_smoke.py
 """
 
 from __future__ import annotations

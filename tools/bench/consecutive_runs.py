@@ -1,7 +1,7 @@
 """Seconds each of several short training runs in one process takes (loader workers on).
 
-    PYTHONPATH=src python3 benchmarks/consecutive_runs.py [--runs 3 --workers 4]
-    PYTHONPATH=runs/before/src python3 benchmarks/consecutive_runs.py    # a baseline tree
+    PYTHONPATH=src python3 tools/bench/consecutive_runs.py [--runs 3 --workers 4]
+    PYTHONPATH=runs/before/src python3 tools/bench/consecutive_runs.py    # a baseline tree
 
 A run's loader workers used to outlive it and be stopped by whatever garbage collection
 came next, each worker then waiting out a 5-second status check: every run after the
