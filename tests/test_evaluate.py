@@ -144,13 +144,13 @@ def test_multi_crop_by_hand_with_repeated_windows(tmp_path, folder):
 
 def test_multi_crop_at_the_crop_size_scores_one_window(tmp_path, square, monkeypatch):
     """At Q = crop the nine windows are one: scored once (and its mirror), same posteriors."""
-    import vggnet.evaluate as evaluate
+    import vggnet.eval.protocols as protocols
 
     ckpt = make_checkpoint(tmp_path / "m.ckpt")
     seen = []
-    forward = evaluate._forward
+    forward = protocols._forward
     monkeypatch.setattr(
-        evaluate, "_forward", lambda sm, x, *a: seen.append(len(x)) or forward(sm, x, *a)
+        protocols, "_forward", lambda sm, x, *a: seen.append(len(x)) or forward(sm, x, *a)
     )
     multi = posteriors([ckpt], square, Protocol("multi-crop", [32], flip=True, grid=3))
     assert sum(seen) == 2 * len(multi.labels)
@@ -630,7 +630,7 @@ def test_predict_names_classes_with_probabilities(tmp_path, folder, run_cli):
 
 def test_predict_enters_its_inference_context_once_for_all_images(tmp_path, folder, monkeypatch):
     """Autocast keeps its bf16 weights until its context exits: one per image re-casts them all."""
-    import vggnet.evaluate as evaluate
+    import vggnet.eval.scoring as evaluate
 
     entries = []
     real = evaluate.inference_context

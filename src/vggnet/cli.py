@@ -13,7 +13,7 @@ from vggnet.errors import VGGError
 from vggnet.schedule import SCHEDULES
 
 if TYPE_CHECKING:
-    from vggnet.evaluate import Scores
+    from vggnet.eval.scores import Scores
 
 IMPORT_FORMATS = ("torchvision", "timm", "keras", "caffe")
 EXPORT_FORMATS = ("torchvision", "safetensors", "onnx")
@@ -614,7 +614,9 @@ def run_eval(args: argparse.Namespace) -> None:
     check_output(args.json, "--json", args.checkpoint)
     check_output(args.save_scores, "--save-scores", [*args.checkpoint, *filter(None, [args.json])])
 
-    from vggnet.evaluate import Protocol, evaluate_checkpoints, format_results, result_row
+    from vggnet.eval.protocols import Protocol
+    from vggnet.eval.report import format_results, result_row
+    from vggnet.eval.scoring import evaluate_checkpoints
 
     if args.batch_size < 1:
         raise VGGError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -650,13 +652,13 @@ def finish_result(
 ) -> None:
     """What eval and ensemble add under their row: --overlap, --per-class, --json, --save-scores."""
 
-    from vggnet.evaluate import (
+    from vggnet.eval.analysis import (
         class_errors,
         format_class_errors,
         format_shared_errors,
-        save_scores,
         shared_errors,
     )
+    from vggnet.eval.scores import save_scores
     from vggnet.serialization import write_json
 
     if args.overlap:
@@ -690,7 +692,9 @@ def run_ensemble(args: argparse.Namespace) -> None:
     check_output(args.json, "--json", args.scores)
     check_output(args.save_scores, "--save-scores", [*args.scores, *filter(None, [args.json])])
 
-    from vggnet.evaluate import PARTS, Scores, format_results, merge_scores, result_row
+    from vggnet.eval.protocols import PARTS
+    from vggnet.eval.report import format_results, result_row
+    from vggnet.eval.scores import Scores, merge_scores
 
     files = [Scores.load(p) for p in args.scores]
     scales = _one_per_file(args.scales, len(files), "--scales")
@@ -717,7 +721,8 @@ def run_ensemble(args: argparse.Namespace) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     """Top classes and probabilities for each image file."""
-    from vggnet.evaluate import Protocol, predict_images
+    from vggnet.eval.protocols import Protocol
+    from vggnet.eval.scoring import predict_images
     from vggnet.serialization import strict_json
 
     protocol = Protocol(args.method, args.scales, not args.no_flip)
@@ -753,7 +758,7 @@ def _split_features(args: argparse.Namespace, split: str):
     from vggnet.checkpoint import load_checkpoint
     from vggnet.data import open_source
     from vggnet.devices import default_device, resolve_device
-    from vggnet.evaluate import Protocol, model_scales
+    from vggnet.eval.protocols import Protocol, model_scales
     from vggnet.transfer import dataset_features
 
     model = load_checkpoint(args.checkpoint).to(resolve_device(args.device or default_device()))

@@ -27,14 +27,10 @@ from vggnet.data import open_source
 from vggnet.data.geometry import Scale, default_test_scales
 from vggnet.devices import default_device
 from vggnet.errors import VGGError
-from vggnet.evaluate import (
-    Protocol,
-    format_results,
-    join_parts,
-    prepare,
-    result_row,
-    score_images,
-)
+from vggnet.eval.protocols import Protocol, prepare
+from vggnet.eval.report import format_results, result_row
+from vggnet.eval.scores import join_parts
+from vggnet.eval.scoring import score_images
 from vggnet.reproduce.grid import RECIPE
 from vggnet.serialization import write_json
 from vggnet.train import train

@@ -16,12 +16,13 @@ import time
 
 import torch
 
-import vggnet.evaluate
+import vggnet.eval.protocols
 from vggnet import load_checkpoint
 from vggnet.bench.common import interleaved, machine, ratios, summary
 from vggnet.data import open_source
 from vggnet.data.sources import FashionMNISTSource
-from vggnet.evaluate import Protocol, prepare, score_images
+from vggnet.eval.protocols import Protocol, prepare
+from vggnet.eval.scoring import score_images
 
 
 def main() -> None:
@@ -39,12 +40,12 @@ def main() -> None:
     source.images, source.labels = source.images[: args.images], source.labels[: args.images]
     q = model.train_scale[0]
     protocols = [Protocol("center", [q]), Protocol("dense+multi-crop", [q], flip=True, grid=3)]
-    folding = vggnet.evaluate.fold_batch_norm
+    folding = vggnet.eval.protocols.fold_batch_norm
     predictions: dict[str, list[torch.Tensor]] = {"folded": [], "kept": []}
 
     def rate(fold: bool, protocol: Protocol):
         def run() -> float:
-            vggnet.evaluate.fold_batch_norm = folding if fold else (lambda m: m)
+            vggnet.eval.protocols.fold_batch_norm = folding if fold else (lambda m: m)
             try:
                 scored = prepare(
                     load_checkpoint(args.checkpoint), protocol, torch.device("cpu"), ""
@@ -53,7 +54,7 @@ def main() -> None:
                 scores = score_images([scored], source, protocol, model.classes, batch_size=256)
                 seconds = time.perf_counter() - start
             finally:
-                vggnet.evaluate.fold_batch_norm = folding
+                vggnet.eval.protocols.fold_batch_norm = folding
             predictions["folded" if fold else "kept"].append(scores.combined().argmax(1))
             return len(source) / seconds
 

@@ -47,14 +47,10 @@ import torch
 from vggnet.bench.common import machine
 from vggnet.data import open_source
 from vggnet.data.geometry import parse_scale, single_test_scale
-from vggnet.evaluate import (
-    Protocol,
-    Scores,
-    evaluate_checkpoints,
-    merge_scores,
-    result_row,
-    save_scores,
-)
+from vggnet.eval.protocols import Protocol
+from vggnet.eval.report import result_row
+from vggnet.eval.scores import Scores, merge_scores, save_scores
+from vggnet.eval.scoring import evaluate_checkpoints
 from vggnet.metrics import read_metrics
 from vggnet.reproduce.grid import RECIPE, training_scales
 from vggnet.train import train

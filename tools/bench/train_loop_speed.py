@@ -29,7 +29,8 @@ from gpu_accuracy import COMMON, NETS, SMOKE
 
 from vggnet.bench.common import machine
 from vggnet.data import open_source
-from vggnet.evaluate import Protocol, evaluate_checkpoints
+from vggnet.eval.protocols import Protocol
+from vggnet.eval.scoring import evaluate_checkpoints
 from vggnet.metrics import read_metrics
 from vggnet.train import train
 

@@ -15,7 +15,10 @@ from vggnet.data import open_source
 from vggnet.data.geometry import Scale, single_test_scale
 from vggnet.devices import resolve_device
 from vggnet.errors import VGGError
-from vggnet.evaluate import Protocol, check_classes, errors, prepare, score_images
+from vggnet.eval.analysis import top_errors
+from vggnet.eval.classes import check_classes
+from vggnet.eval.protocols import Protocol, prepare
+from vggnet.eval.scoring import score_images
 
 MIN_AGREEMENT = 99.5  # percent of images with the same top-1 class
 MAX_ERROR_CHANGE = 0.1  # top-1 error points
@@ -49,7 +52,10 @@ def precision_agreement(
         results[name] = (scores.combined(), time.perf_counter() - start, scores.labels)
     (base, base_s, labels), (fast, fast_s, _) = results["fp32"], results[precision]
     agreement = 100.0 * float((base.argmax(1) == fast.argmax(1)).float().mean())
-    base_error, fast_error = errors(base, labels)["top1_error"], errors(fast, labels)["top1_error"]
+    base_error, fast_error = (
+        top_errors(base, labels)["top1_error"],
+        top_errors(fast, labels)["top1_error"],
+    )
     return {
         "checkpoint": checkpoint,
         "data": data,

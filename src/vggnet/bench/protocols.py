@@ -28,7 +28,8 @@ from vggnet import save_checkpoint
 from vggnet.bench.common import machine
 from vggnet.bench.forward import model_pair
 from vggnet.bench.pipeline import write_jpegs
-from vggnet.evaluate import Protocol, evaluate_checkpoints
+from vggnet.eval.protocols import Protocol
+from vggnet.eval.scoring import evaluate_checkpoints
 from vggnet.model import VGG
 
 CLASSES = 10

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from vggnet.evaluate import Scores, errors
+from vggnet.eval.analysis import top_errors
+from vggnet.eval.scores import Scores
 from vggnet.metrics import read_metrics
 from vggnet.reproduce import paper
 from vggnet.reproduce.grid import Cell, TrainingScales
@@ -20,7 +21,7 @@ JITTERED_PAIR = ("D-jitter", "E-jitter")  # Table 6's D + E: the paper's two bes
 
 
 def _row(table, what, scales_used, method, posteriors, labels, reference, **extra) -> dict:
-    ours = errors(posteriors, labels)
+    ours = top_errors(posteriors, labels)
     return {
         "table": table,
         **what,

@@ -16,7 +16,9 @@ from typing import Any
 from vggnet.data import open_source
 from vggnet.devices import check_precision, default_device, resolve_device
 from vggnet.errors import VGGError
-from vggnet.evaluate import Protocol, Scores, evaluate_checkpoints, save_scores
+from vggnet.eval.protocols import Protocol
+from vggnet.eval.scores import Scores, save_scores
+from vggnet.eval.scoring import evaluate_checkpoints
 from vggnet.reproduce.grid import (
     BUDGETS,
     RECIPE,
