@@ -28,6 +28,7 @@ FINETUNE_LR = 1e-3  # the paper's rate for S=384 nets started from S=256 ones
 
 # He and Glorot initialisations assume unit-variance inputs: 0..255 pixels less the mean
 # (the paper's normalisation, made for its N(0, 0.01^2) weights) make such nets diverge.
+NORMALIZATIONS = ("paper", "standard")  # the mean only; the mean and the per-channel std
 NORMALIZE_FOR_INIT = {"paper": "paper", "kaiming": "standard", "glorot": "standard"}
 
 
@@ -204,7 +205,7 @@ def check_config(cfg: TrainConfig, d: Dist, device: torch.device) -> None:
         raise VGGError(
             f"--warmup {cfg.warmup} applies to --schedule linear only: add it, or drop --warmup"
         )
-    if cfg.normalize not in ("paper", "standard"):
+    if cfg.normalize not in NORMALIZATIONS:
         raise VGGError(f"--normalize {cfg.normalize}: choose paper or standard")
     check_precision(cfg.precision, device)
     for name in ("batch_size", "epochs", "accumulate", "patience", "checkpoint_every", "log_every"):

@@ -1,0 +1,119 @@
+"""What every command's parser shares: one-line errors, argument types, common flags, output checks.
+
+Each fact a flag states (choices, a default, the device rule) is written once here or
+taken from the library's own constants.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from vggnet import configs
+from vggnet.devices import PRECISIONS
+from vggnet.errors import VGGError
+
+DEVICE_HELP = "cpu, cuda or cuda:N (default: cuda if available)"
+DATA_HELP = "folder, fashion-mnist[:PATH] or synthetic[:...]"
+INFERENCE_PRECISIONS = ("auto", *PRECISIONS)
+SPLITS = ("train", "val")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (naming the flag) instead of the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum`` (argparse names the flag in its error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+
+    return parse
+
+
+def scales(text: str) -> list[int]:
+    """An argparse type: test scales "Q[,Q...]", each a side in pixels, none twice."""
+    try:
+        values = [int(q) for q in text.split(",") if q.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of integers like 224,256,288"
+        ) from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r} names no scale: give integers like 224,256")
+    if min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a scale is a side in pixels, >= 1")
+    twice = sorted({q for q in values if values.count(q) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names scale {'/'.join(map(str, twice))} more than once (it would weigh double)"
+        )
+    return values
+
+
+def add_device_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", help=DEVICE_HELP)
+
+
+def add_inference_flags(parser: argparse.ArgumentParser) -> None:
+    """``--precision`` and ``--channels-last`` of the commands that run trained nets."""
+    parser.add_argument(
+        "--precision",
+        choices=INFERENCE_PRECISIONS,
+        default="auto",
+        help="auto (default): bf16 autocast where the device has native bf16, else fp32",
+    )
+    parser.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="NHWC tensors, faster on CPUs and tensor cores (default: on)",
+    )
+
+
+def add_shape_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags that change a network's shape (defaults: the paper's)."""
+    parser.add_argument("--batch-norm", action="store_true", help="batch norm after every conv")
+    parser.add_argument("--num-classes", type=int, default=configs.NUM_CLASSES)
+    parser.add_argument("--in-channels", type=int, default=3)
+    parser.add_argument("--width", type=float, default=1.0, help="scale of every conv's channels")
+    parser.add_argument("--fc-width", type=int, default=configs.FC_WIDTH, help="fc6/fc7 width")
+    parser.add_argument("--crop-size", type=int, default=configs.CROP_SIZE)
+
+
+def check_output(path: str | None, flag: str, inputs: Sequence[str] = ()) -> None:
+    """Refuse, before any work, an output the command could not write or should not overwrite.
+
+    That is: a folder where a file should go, a folder that does not exist or cannot be
+    written, or one of the command's own input files (``inputs``).
+    """
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise VGGError(f"{flag} {path} is a folder: give a file name, e.g. {target / 'out.json'}")
+    folder = target.resolve().parent
+    if not folder.is_dir():
+        raise VGGError(f"{flag} {path}: folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise VGGError(f"{flag} {path}: folder {folder} is not writable")
+    for source in inputs:
+        same = Path(source).resolve() == target.resolve()
+        if same or (target.exists() and Path(source).exists() and os.path.samefile(target, source)):
+            raise VGGError(
+                f"{flag} {path} is also an input of this command ({source}): writing it would "
+                "replace what is read; choose another file"
+            )
