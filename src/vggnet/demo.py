@@ -31,27 +31,15 @@ from vggnet.eval.protocols import Protocol, prepare
 from vggnet.eval.report import format_results, result_row
 from vggnet.eval.scores import join_parts
 from vggnet.eval.scoring import score_images
-from vggnet.reproduce.grid import RECIPE
+from vggnet.recipes import demo as demo_recipe
 from vggnet.serialization import write_json
 from vggnet.train import train
 
-DEMO_CROP = 32
-DEMO_SCALE = DEMO_CROP  # the analogue of S = 224: the whole garment in every crop
+DEMO_CROP = demo_recipe.CROP
+DEMO_SCALE = demo_recipe.SCALE
 DEMO_TEST_SCALES = default_test_scales(Scale(DEMO_SCALE, DEMO_SCALE), DEMO_CROP)  # [32, 37]
-DEMO_EPOCHS = 8
-DEMO_TRAIN = {
-    "config": "B",
-    "scale": str(DEMO_SCALE),
-    "crop": DEMO_CROP,
-    "width": 0.25,
-    "fc_width": 256,
-    "batch_size": 128,
-    "lr": 0.1,
-    "schedule": "linear",
-    "warmup": 0.5,
-    "dropout": 0.0,
-    **RECIPE,
-}
+DEMO_EPOCHS = demo_recipe.EPOCHS
+DEMO_TRAIN = demo_recipe.TRAIN
 
 
 def sample_images(source, folder: Path, count: int = 3) -> list[Path]:

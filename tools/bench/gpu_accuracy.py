@@ -52,44 +52,9 @@ from vggnet.eval.report import result_row
 from vggnet.eval.scores import Scores, merge_scores, save_scores
 from vggnet.eval.scoring import evaluate_checkpoints
 from vggnet.metrics import read_metrics
-from vggnet.reproduce.grid import RECIPE, training_scales
+from vggnet.recipes.gpu import COMMON, NETS, SMOKE
 from vggnet.train import train
 
-S1 = training_scales(32).s1  # 37
-COMMON = {
-    "crop": 32,
-    "batch_size": 256,
-    "lr": 0.1,
-    "schedule": "linear",
-    "warmup": 1.0,
-    "fc_width": 1024,
-    "width": 1.0,
-    "dropout": 0.5,
-    **RECIPE,
-}
-# Full-width nets (the paper's channels) with a 1024-wide head and the paper's dropout.
-# The jittered net trains over S in [32, 42] (Table 4's Q set of the S1 nets).
-NETS = {
-    "D": {"config": "D", "scale": str(S1)},
-    "E": {"config": "E", "scale": str(S1)},
-    "D-jittered": {"config": "D", "scale": f"{S1 - 5}:{S1 + 5}"},
-    # Twice the images per step: 1.5x the images/s of batch 256 on an H200 (2026-11-26).
-    "D-b512": {"config": "D", "scale": str(S1), "batch_size": 512, "lr": 0.2, "warmup": 2.0},
-}
-NETS["E-b512"] = {**NETS["D-b512"], "config": "E"}
-NETS |= {f"D-b512-seed{seed}": {**NETS["D-b512"], "seed": seed} for seed in (1, 2)}
-# The demo's training scale (the analogue of S = 224: whole garments), at full width.
-NETS["D-b512-S32"] = {**NETS["D-b512"], "scale": "32"}
-# Crops that move by up to 2 pixels: the CPU's best single net (28 epochs, docs/RESULTS.md).
-NETS["D-b512-S34"] = {**NETS["D-b512"], "scale": "34"}
-# Not the paper's: Zhong et al.'s random erasing on half the crops (train --random-erasing).
-NETS["D-b512-S34-RE"] = {**NETS["D-b512-S34"], "random_erasing": 0.5}
-NETS["E-b512-S34-RE"] = {**NETS["D-b512-S34-RE"], "config": "E"}
-# More pixels for the same garment (upsampled 28 -> 68, crop 64, 4x the cost of crop 32):
-# the last block sees 4x4 instead of 2x2, where the CPU members' errors (shirts, tops,
-# coats: docs/RESULTS.md, "Where the errors are") need finer detail.
-NETS["D-b512-C64-S68-RE"] = {**NETS["D-b512-S34-RE"], "crop": 64, "scale": "68"}
-SMOKE = {"width": 0.125, "fc_width": 32, "batch_size": 16}
 SCORE_RESERVE_S = 15.0  # per net, for scoring it (D at three scales: about 6 s on an H200)
 ENSEMBLE_RESERVE_S = 5.0
 

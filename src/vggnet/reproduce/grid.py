@@ -7,20 +7,13 @@ from dataclasses import dataclass
 
 from vggnet import configs
 from vggnet.data.geometry import Scale, default_test_scales, single_test_scale
+from vggnet.recipes.grid import BUDGETS, RECIPE, Budget  # noqa: F401 (the grid's settings)
 
 # The paper's scales at crop 224: S1 = 256, S2 = 384, jittered [256, 512].
 PAPER_CROP, PAPER_S1, PAPER_S2, PAPER_SMAX = configs.CROP_SIZE, 256, 384, 512
 TAGS = ("S1", "S2", "jitter")
 TABLE3_CONFIGS = ("A", "A-LRN", "B", "C", "D", "E")
 MULTI_SCALE_CONFIGS = ("C", "D", "E")  # also trained at S2 and with jittering
-# Training settings every net of the grid (and the demo) shares: batch norm, so that the
-# deep nets train in a few epochs, on inputs standardised per channel.
-RECIPE = {
-    "batch_norm": True,
-    "init": "kaiming",
-    "normalize": "standard",
-    "channels_last": True,
-}
 
 
 @dataclass(frozen=True)
@@ -96,29 +89,3 @@ def grid_cells(wanted: list[str] | None = None) -> list[Cell]:
     cells += [Cell(c, "S2", "finetune-from", f"{c}-S1") for c in MULTI_SCALE_CONFIGS]
     cells += [Cell(c, "jitter", "finetune-from", f"{c}-S2") for c in MULTI_SCALE_CONFIGS]
     return [c for c in cells if c.config in wanted_set]
-
-
-@dataclass(frozen=True)
-class Budget:
-    """How wide and how long: nets from scratch or from A, and fine-tuned nets.
-
-    Every net runs the linear schedule (warm-up, then down to 0 at its last epoch) and no
-    dropout: at a few epochs the nets underfit, and the plateau rule has no spare epochs
-    to notice a plateau in (docs/RESULTS.md, the demo's tuning rounds). Fine-tuned nets
-    start at the paper's 1e-3 without warm-up.
-    """
-
-    width: float
-    fc_width: int
-    epochs: int
-    finetune_epochs: int
-    batch_size: int = 128
-    lr: float = 0.1
-    warmup: float = 0.5
-    dropout: float = 0.0
-
-
-BUDGETS = {
-    "small": Budget(width=0.25, fc_width=256, epochs=4, finetune_epochs=2),
-    "full": Budget(width=0.5, fc_width=512, epochs=16, finetune_epochs=6),
-}
