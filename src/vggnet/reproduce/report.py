@@ -255,37 +255,16 @@ def table6_rows(rows: list[dict]) -> str:
     return "Rows: " + "; ".join(t for k, t in TABLE6_ROWS.items() if k in present) + "."
 
 
-def write_report(out, s, fixed, cells, rows, scales) -> dict:
-    """RESULTS.md, results.json, depth.png and curves.png in ``out``; prints the tables."""
-    out = Path(out)
-    report = {
-        "date": str(date.today()),
-        "command": shlex.join(["vggnet", *sys.argv[1:]]) if sys.argv else "",
-        "settings": fixed,
-        "scales": {
-            "crop": scales.crop,
-            "S1": scales.s1,
-            "S2": scales.s2,
-            "jitter": [scales.s1, scales.smax],
-            "table4_q": {tag: scales.multi_q(tag) for tag in ("S1", "S2", "jitter")},
-        },
-        "rows": rows,
-        "findings": findings(rows),
-    }
-    write_json(out / "results.json", report)
-    plot_depth(rows, cells, out / "depth.png")
-    plot_curves(out, cells, out / "curves.png")
-    columns = [("config", "config"), ("train S", "train_scale"), ("test Q", "test_scales")]
-    errors_cols = [
-        ("top-1 %", "top1_error"), ("top-5 %", "top5_error"),
-        ("paper top-1 %", "paper_top1_error"), ("paper top-5 %", "paper_top5_error"),
-    ]  # fmt: skip
+def setup_paragraph(fixed: dict, scales: TrainingScales) -> str:
+    """What the grid ran: its scales, budget, schedule, initialisation and protocols."""
     budget = fixed["budget"]
-    text = [
-        f"# The paper's experiments on {fixed['data']}",
-        "",
-        f"`{report['command']}` — {report['date']}.",
-        "",
+    schedule = (
+        f"the linear schedule ({budget['warmup']} epochs of warm-up, then down to 0), "
+        f"dropout {budget['dropout']}. "
+        if "warmup" in budget
+        else "the paper's plateau schedule, dropout 0.5. "
+    )
+    return (
         f"Scales, in the paper's ratios to the crop: crop {scales.crop} for 224, S1 = "
         f"{scales.s1} for 256, S2 = {scales.s2} for 384, jittered [{scales.s1}, {scales.smax}] "
         f"for [256, 512]; Table 4's test scales: S1 {scales.multi_q('S1')}, S2 "
@@ -294,18 +273,23 @@ def write_report(out, s, fixed, cells, rows, scales) -> dict:
         f"scratch or from A at learning rate {budget.get('lr', 0.05)}, "
         f"{budget['finetune_epochs']} when fine-tuning (learning rate 1e-3, as the paper), "
         f"batch {budget['batch_size']}, batch norm, trained in {fixed['precision']}, "
-        + (
-            f"the linear schedule ({budget['warmup']} epochs of warm-up, then down to 0), "
-            f"dropout {budget['dropout']}. "
-            if "warmup" in budget
-            else "the paper's plateau schedule, dropout 0.5. "
-        )
+        + schedule
         + "Initialisation as the paper: "
         "A from scratch, B-E from A, S2 nets from S1, jittered nets from S2. Every protocol "
         f"averages with flipped images; multi-crop uses a {fixed['grid']}x{fixed['grid']} grid. "
         "Errors are on the data's val (test) split, from each net's last checkpoint. The "
-        "paper's numbers are ILSVRC-2012 validation errors: compare trends, not values.",
-        "",
+        "paper's numbers are ILSVRC-2012 validation errors: compare trends, not values."
+    )
+
+
+def table_sections(rows: list[dict]) -> list[str]:
+    """Tables 3-6 as markdown sections, shaped like the paper's."""
+    columns = [("config", "config"), ("train S", "train_scale"), ("test Q", "test_scales")]
+    errors_cols = [
+        ("top-1 %", "top1_error"), ("top-5 %", "top5_error"),
+        ("paper top-1 %", "paper_top1_error"), ("paper top-5 %", "paper_top5_error"),
+    ]  # fmt: skip
+    return [
         "## Table 3: single test scale (dense)",
         "",
         _table([r for r in rows if r["table"] == 3], columns + errors_cols),
@@ -329,6 +313,37 @@ def write_report(out, s, fixed, cells, rows, scales) -> dict:
         "",
         table6_rows(rows),
         "",
+    ]
+
+
+def write_report(out, s, fixed, cells, rows, scales) -> dict:
+    """RESULTS.md, results.json, depth.png and curves.png in ``out``; prints the tables."""
+    out = Path(out)
+    report = {
+        "date": str(date.today()),
+        "command": shlex.join(["vggnet", *sys.argv[1:]]) if sys.argv else "",
+        "settings": fixed,
+        "scales": {
+            "crop": scales.crop,
+            "S1": scales.s1,
+            "S2": scales.s2,
+            "jitter": [scales.s1, scales.smax],
+            "table4_q": {tag: scales.multi_q(tag) for tag in ("S1", "S2", "jitter")},
+        },
+        "rows": rows,
+        "findings": findings(rows),
+    }
+    write_json(out / "results.json", report)
+    plot_depth(rows, cells, out / "depth.png")
+    plot_curves(out, cells, out / "curves.png")
+    text = [
+        f"# The paper's experiments on {fixed['data']}",
+        "",
+        f"`{report['command']}` — {report['date']}.",
+        "",
+        setup_paragraph(fixed, scales),
+        "",
+        *table_sections(rows),
         "## Which of the paper's findings hold here",
         "",
         *[f"- {line}" for line in report["findings"]],

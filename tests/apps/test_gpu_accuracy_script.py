@@ -11,7 +11,7 @@ import pytest
 from tests.helpers import worker_env
 from vggnet.errors import VGGError
 
-SCRIPT = Path(__file__).parents[1] / "tools" / "bench" / "gpu_accuracy.py"
+SCRIPT = Path(__file__).parents[2] / "tools" / "bench" / "gpu_accuracy.py"
 
 
 def load_script():
@@ -21,6 +21,7 @@ def load_script():
     return module
 
 
+@pytest.mark.slow  # 16 s: a tool script's smoke run; .ci/run runs it (make test-slow)
 def test_smoke_run_trains_sizes_scores_and_ensembles(tmp_path):
     report_dir = tmp_path / "report"
     args = ["--smoke", "--out", tmp_path, "--report", report_dir, "--deadline-s", "2"]
@@ -138,6 +139,7 @@ def test_an_unknown_net_is_refused_in_one_line(tmp_path):
     assert not (tmp_path / "D").exists()  # refused before any training
 
 
+@pytest.mark.slow  # 9 s: a tool script's smoke run; .ci/run runs it (make test-slow)
 def test_train_loop_speed_smoke_times_epochs_parts_and_scoring(tmp_path):
     script = SCRIPT.parent / "train_loop_speed.py"
     args = ["--smoke", "--score", "--out", tmp_path / "runs", "--report", tmp_path, "--label", "x"]

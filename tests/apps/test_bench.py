@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import vggnet.devices
+from tests.data.test_sources import write_fashion
 from tests.helpers import tiny, train_args, worker_env
-from tests.test_data_sources import write_fashion
 from vggnet import VGGError, save_checkpoint
 from vggnet.bench.agreement import precision_agreement
 from vggnet.bench.forward import compare_forward
@@ -148,7 +148,7 @@ def test_batch_norm_folding_benchmark_runs_and_agrees(tmp_path):
     model.classes, model.train_scale = [str(i) for i in range(10)], (37, 37)
     model.preprocessing = Preprocessing((0.0,), (1 / 255,), "L")
     save_checkpoint(tmp_path / "bn.ckpt", model)
-    script = Path(__file__).parents[1] / "tools" / "bench" / "batch_norm_folding.py"
+    script = Path(__file__).parents[2] / "tools" / "bench" / "batch_norm_folding.py"
     args = ["--checkpoint", tmp_path / "bn.ckpt", "--images", "4", "--repeats", "1"]
     run = subprocess.run(
         [sys.executable, script, *map(str, args), "--data", f"fashion-mnist:{tmp_path / 'fm'}"],

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.test_data_sources import write_fashion
+from tests.data.test_sources import write_fashion
 from vggnet import VGGError
 from vggnet.demo import DEMO_TRAIN, run_demo
 

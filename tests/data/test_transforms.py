@@ -58,7 +58,7 @@ def test_flip_happens_about_half_the_time(source):
 
 
 def test_gray_data_keep_one_channel(tmp_path):
-    from tests.test_data_sources import write_fashion
+    from tests.data.test_sources import write_fashion
 
     write_fashion(tmp_path)
     gray = open_source(f"fashion-mnist:{tmp_path}", "train")
@@ -160,7 +160,7 @@ def test_draws_follow_their_distributions():
 def test_batched_views_equal_one_by_one(kind, tmp_path):
     """``TrainTransform.batch`` (one resize per shared size) gives the per-image pixels."""
     if kind == "fashion":
-        from tests.test_data_sources import write_fashion
+        from tests.data.test_sources import write_fashion
 
         write_fashion(tmp_path)
         source = open_source(f"fashion-mnist:{tmp_path}", "train")
