@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import nn
 
+from vggnet.card import Card
 from vggnet.checkpoint_fields import FORMAT, VERSION, check_payload
 from vggnet.errors import VGGError
 from vggnet.model import VGG, VGGSpec
-from vggnet.preprocessing import Preprocessing
 from vggnet.serialization import atomic_save, safe_load
 
 __all__ = ["FORMAT", "VERSION"]  # re-exported: older code reads them from here
@@ -32,9 +34,7 @@ def checkpoint_payload(model: VGG, extra: dict[str, Any] | None = None) -> dict[
         "format": FORMAT,
         "version": VERSION,
         "model": asdict(model.spec),
-        "classes": list(model.classes) if model.classes is not None else None,
-        "preprocessing": model.preprocessing.to_dict(),
-        "train_scale": list(model.train_scale) if model.train_scale is not None else None,
+        **model.card.to_dict(),  # classes, preprocessing, train_scale
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
     if extra:
@@ -51,8 +51,6 @@ def save_checkpoint(
 
 def export_safetensors(model: VGG, path: str | os.PathLike) -> None:
     """Weights in safetensors; everything else of a checkpoint in its metadata (no code, no pickle)."""
-    from safetensors.torch import save_file
-
     payload = checkpoint_payload(model)
     tensors = {k: v.contiguous() for k, v in payload.pop("state_dict").items()}
     path = Path(path)
@@ -80,8 +78,6 @@ def is_safetensors(path: str | os.PathLike) -> bool:
 
 def read_safetensors(path: str | os.PathLike) -> Any:
     """What a safetensors export holds, as the dict a torch checkpoint would (not yet validated)."""
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
@@ -150,13 +146,8 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: 
 def model_from_payload(payload: dict, source: str) -> VGG:
     """Build the model a validated checkpoint dict describes; load its weights and metadata."""
     with torch.device("meta"):
-        model = VGG(VGGSpec(**payload["model"]))
+        model = VGG(VGGSpec(**payload["model"]), Card.from_dict(payload))
     load_weights(model, payload["state_dict"], source)
-    classes = payload.get("classes")
-    model.classes = list(classes) if classes is not None else None
-    model.preprocessing = Preprocessing.from_dict(payload["preprocessing"])
-    scale = payload.get("train_scale")
-    model.train_scale = (int(scale[0]), int(scale[1])) if scale is not None else None
     return model.eval()
 
 

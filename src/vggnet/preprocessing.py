@@ -66,11 +66,26 @@ class Preprocessing:
                 f"({self.channel_order}), got {tuple(images.shape)}: give the net the channels "
                 "it was trained on (gray to RGB: images.expand(-1, 3, -1, -1))"
             )
-        if self.channel_order == "BGR":
-            images = images.flip(-3)
-        mean = torch.tensor(self.mean, dtype=images.dtype, device=images.device)
-        std = torch.tensor(self.std, dtype=images.dtype, device=images.device)
-        return (images - mean[:, None, None]) / std[:, None, None]
+        mean, std = self.image_order_stats(images.dtype, images.device)
+        x = (images - mean[:, None, None]) / std[:, None, None]
+        return x.flip(-3) if self.reorders else x
+
+    @property
+    def reorders(self) -> bool:
+        """Whether the net takes its channels in another order than images come (BGR)."""
+        return self.channel_order == "BGR"
+
+    def image_order_stats(
+        self, dtype: torch.dtype, device: torch.device | str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mean`` and ``std`` per channel in the order images come in (RGB or gray).
+
+        Normalise in that order, then reorder the result (``reorders``): the same input as
+        reordering first and using the stored (net-order) values.
+        """
+        mean = torch.tensor(self.mean, dtype=dtype, device=device)
+        std = torch.tensor(self.std, dtype=dtype, device=device)
+        return (mean.flip(0), std.flip(0)) if self.reorders else (mean, std)
 
     def to_dict(self) -> dict:
         """Plain-data form for checkpoints and JSON."""

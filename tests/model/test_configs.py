@@ -3,7 +3,7 @@
 import pytest
 
 from vggnet import CONFIGS, VGGError
-from vggnet.configs import parse_layer, resolve_config
+from vggnet.model.configs import parse_layer, resolve_config
 
 # Weight layers per config, from the paper's Table 1 header (convs + 3 FC).
 PAPER_DEPTH = {"A": 11, "A-LRN": 11, "B": 13, "C": 16, "D": 16, "E": 19}

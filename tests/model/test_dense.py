@@ -52,7 +52,7 @@ def test_score_map_equals_fc_layers_slid_over_pool5():
 
 
 def test_score_map_in_chunks_equals_one_pass(monkeypatch):
-    import vggnet.model
+    import vggnet.model.vgg
 
     model = tiny("A")
     x = torch.randn(5, 3, 288, 320)
@@ -60,7 +60,7 @@ def test_score_map_in_chunks_equals_one_pass(monkeypatch):
     calls = []
     model.fc6.register_forward_pre_hook(lambda _, args: calls.append(len(args[0])))
     per_image = 32 * 49 * 3 * 4  # pool5's 32 channels x 7x7 x the 3 x 4 windows of a 9x10 map
-    monkeypatch.setattr(vggnet.model, "FC_WINDOW_BUDGET", 2 * per_image)
+    monkeypatch.setattr(vggnet.model.vgg, "FC_WINDOW_BUDGET", 2 * per_image)
     torch.testing.assert_close(model.score_map(x), whole, rtol=1e-5, atol=1e-5)
     assert calls == [2 * 12, 2 * 12, 12]  # chunks of 2, 2 and 1 images, 12 windows each
 

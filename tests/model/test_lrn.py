@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from tests.helpers import tiny
-from vggnet import configs
-from vggnet.lrn import LocalResponseNorm
+from vggnet.model import configs
+from vggnet.model.lrn import LocalResponseNorm
 from vggnet.summary import layer_rows
 
 

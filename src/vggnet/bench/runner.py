@@ -18,9 +18,11 @@ from typing import Any
 
 import torch
 
+from vggnet.bench import pipeline, protocols, train_step
 from vggnet.bench.common import machine, summary
 from vggnet.bench.forward import compare_forward
 from vggnet.devices import inference_precision, resolve_device, supports_bf16
+from vggnet.errors import VGGError
 
 SECTIONS = ("forward", "train", "pipeline", "eval")
 
@@ -61,8 +63,6 @@ def _forward(s: BenchSettings, device: torch.device) -> list[dict]:
 
 
 def _train(s: BenchSettings, device: torch.device) -> dict:
-    from vggnet.bench.train_step import run
-
     bf16 = supports_bf16(device) and s.precision in ("auto", "bf16")
     ours = ("bf16" if bf16 else "fp32") + "-cl" + ("-compile" if device.type == "cuda" else "")
     cuda = device.type == "cuda" and not s.tiny
@@ -77,36 +77,31 @@ def _train(s: BenchSettings, device: torch.device) -> dict:
         repeats=s.repeats,
         variants=[ours],
     )
-    report = run(args)
-    return report
+    return train_step.run(args)
 
 
 def _pipeline(s: BenchSettings) -> list[dict]:
-    from vggnet.bench.pipeline import compare_pipeline, write_jpegs
-
     images, batch, workers = (16, 8, 0) if s.tiny else (256, 32, 2)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        write_jpegs(Path(tmp), images)
+        pipeline.write_jpegs(Path(tmp), images)
         for scale in ("256",) if s.tiny else ("256", "256:512"):
-            row = compare_pipeline(Path(tmp), scale, batch, workers, s.repeats)
+            row = pipeline.compare_pipeline(Path(tmp), scale, batch, workers, s.repeats)
             rows.append(row)
             _say_ratio(f"pipeline S={scale} (float batches)", row, "ratio vggnet")
     return rows
 
 
 def _eval(s: BenchSettings) -> dict:
-    from vggnet.bench.protocols import add_arguments, print_report, run
-
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    protocols.add_arguments(parser)
     args = parser.parse_args([])
     args.device, args.precision, args.repeats = s.device, s.precision, s.repeats
     args.images = s.eval_images
     if s.tiny:
         args.images, args.width, args.crop, args.scales, args.workers = 12, 1 / 16, 32, [32, 48], 0
-    report = run(args)
-    print_report(report)
+    report = protocols.run(args)
+    protocols.print_report(report)
     return report
 
 
@@ -121,8 +116,6 @@ def run_bench(s: BenchSettings) -> dict:
     """Run the chosen sections; returns everything measured (the JSON of ``--json``)."""
     unknown = [x for x in s.sections if x not in SECTIONS]
     if unknown:
-        from vggnet.errors import VGGError
-
         raise VGGError(f"--sections {unknown[0]}: choose from {', '.join(SECTIONS)}")
     device = resolve_device(s.device)
     report: dict[str, Any] = {

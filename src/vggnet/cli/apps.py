@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from vggnet import configs
 from vggnet.bench.agreement import precision_agreement
 from vggnet.bench.runner import SECTIONS, BenchSettings, plot_bench, run_bench
 from vggnet.cli.common import (
@@ -18,6 +17,7 @@ from vggnet.cli.common import (
 from vggnet.demo import DEMO_EPOCHS
 from vggnet.demo import run_demo as demo
 from vggnet.devices import PRECISIONS
+from vggnet.model import configs
 from vggnet.reproduce.grid import BUDGETS
 from vggnet.reproduce.run import ReproduceSettings, reproduce
 from vggnet.serialization import write_json

@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from vggnet import configs
 from vggnet.devices import PRECISIONS
 from vggnet.errors import VGGError
+from vggnet.model import configs
 
 DEVICE_HELP = "cpu, cuda or cuda:N (default: cuda if available)"
 DATA_HELP = "folder, fashion-mnist[:PATH] or synthetic[:...]"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from vggnet import configs
 from vggnet.checkpoint import export_safetensors, load_checkpoint, save_checkpoint
 from vggnet.cli.common import add_shape_flags, check_output
 from vggnet.interop.caffe import import_caffe
@@ -13,7 +12,7 @@ from vggnet.interop.export import export_onnx
 from vggnet.interop.keras import import_keras
 from vggnet.interop.timm import import_timm
 from vggnet.interop.torchvision import export_torchvision, import_torchvision
-from vggnet.model import VGGSpec
+from vggnet.model import VGGSpec, configs
 from vggnet.serialization import atomic_save, safe_load
 from vggnet.summary import format_layer_table, format_overview
 

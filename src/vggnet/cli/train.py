@@ -13,7 +13,7 @@ from typing import Any
 
 from vggnet.cli.common import DATA_HELP, DEVICE_HELP
 from vggnet.devices import PRECISIONS
-from vggnet.init import INITS
+from vggnet.model.init import INITS
 from vggnet.schedule import SCHEDULES
 from vggnet.train import train
 from vggnet.train.config import NORMALIZATIONS, TrainConfig

@@ -233,14 +233,10 @@ class BatchNormalizer(nn.Module):
         """(N, C, H, W) uint8 -> float network input; ``alpha`` (N, C) turns the colour shift on."""
         x = images.float()
         # One affine map per image and channel: (pixel / 255 + shift - mean) / std.
-        mean = torch.tensor(self.preprocessing.mean, device=x.device)
-        std = torch.tensor(self.preprocessing.std, device=x.device)
-        bgr = self.preprocessing.channel_order == "BGR"
-        if bgr:  # the images are RGB: work in RGB, reorder at the end
-            mean, std = mean.flip(0), std.flip(0)
+        mean, std = self.preprocessing.image_order_stats(torch.float32, x.device)
         offset = -mean / std
         if alpha is not None and self.pc_std.numel():
             shift = (alpha.to(x) * self.pc_std.to(x)) @ self.eigvecs.to(x).T  # (N, C)
             offset = offset + shift / std
         x.mul_((1 / (255 * std))[:, None, None]).add_(offset.reshape(-1, x.shape[1], 1, 1))
-        return x.flip(1) if bgr else x
+        return x.flip(1) if self.preprocessing.reorders else x

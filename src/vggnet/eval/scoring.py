@@ -11,6 +11,7 @@ import sys
 import time
 
 import torch
+from tqdm import tqdm
 
 from vggnet.checkpoint import load_checkpoint
 from vggnet.data import open_source
@@ -65,8 +66,6 @@ def score_images(
     start = time.perf_counter()
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(
             total=len(indices),
             desc="evaluating",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from vggnet import configs
+from vggnet.card import Card
 from vggnet.errors import VGGError
-from vggnet.model import VGG
+from vggnet.model import VGG, configs
 from vggnet.preprocessing import Preprocessing
 
 # The configs other libraries publish weights for (vgg11, vgg13, vgg16, vgg19).
@@ -47,9 +47,8 @@ def imagenet_classes() -> list[str] | None:
 
 def finish_import(model: VGG, preprocessing: Preprocessing, train_scale: tuple[int, int]) -> VGG:
     """Record how the imported weights expect their input, and ImageNet's class names if 1000-way."""
-    model.preprocessing = preprocessing
-    model.train_scale = train_scale
     classes = imagenet_classes()
-    if classes is not None and model.spec.num_classes == len(classes):
-        model.classes = classes
+    if classes is None or model.spec.num_classes != len(classes):
+        classes = None
+    model.card = Card().with_(preprocessing=preprocessing, classes=classes, train_scale=train_scale)
     return model.eval()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vggnet import configs
 from vggnet.data.geometry import Scale, default_test_scales, single_test_scale
+from vggnet.model import configs
 from vggnet.recipes.grid import BUDGETS, RECIPE, Budget  # noqa: F401 (the grid's settings)
 
 # The paper's scales at crop 224: S1 = 256, S2 = 384, jittered [256, 512].

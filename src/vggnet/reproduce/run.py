@@ -28,6 +28,7 @@ from vggnet.reproduce.grid import (
     grid_cells,
     training_scales,
 )
+from vggnet.reproduce.report import collect_rows, write_report
 from vggnet.serialization import write_json
 from vggnet.train.config import FINETUNE_LR  # the paper's rate for S=384 from S=256 nets
 from vggnet.train.fit import StopSignal, train
@@ -171,8 +172,6 @@ def score_cell(cell: Cell, s: ReproduceSettings, scales: TrainingScales, out: Pa
 
 def reproduce(s: ReproduceSettings) -> dict | None:
     """Run (or continue) the grid and write the report; None if a signal stopped it."""
-    from vggnet.reproduce.report import collect_rows, write_report
-
     out = Path(s.out)
     try:
         cells = grid_cells(s.configs)

@@ -15,12 +15,13 @@ from typing import Any
 
 import torch
 
-from vggnet import configs
 from vggnet.checkpoint import read_checkpoint
 from vggnet.checkpoint_fields import FieldChecker, is_instance
 from vggnet.devices import check_precision, default_device
 from vggnet.distributed import Dist
 from vggnet.errors import VGGError
+from vggnet.model import configs
+from vggnet.model.vgg import FEATURE_STRIDE, valid_crop
 from vggnet.schedule import SCHEDULES
 
 FINETUNE_LR = 1e-3  # the paper's rate for S=384 nets started from S=256 ones
@@ -228,10 +229,9 @@ def check_config(cfg: TrainConfig, d: Dist, device: torch.device) -> None:
         )
     if cfg.lr is None or cfg.lr <= 0:
         raise VGGError(f"--lr must be > 0, got {cfg.lr}")
-    stride = configs.POOL_STRIDE**configs.NUM_POOLS
-    if cfg.crop < stride or cfg.crop % stride:
+    if not valid_crop(cfg.crop):
         raise VGGError(
-            f"--crop {cfg.crop}: use a positive multiple of {stride} "
+            f"--crop {cfg.crop}: use a positive multiple of {FEATURE_STRIDE} "
             f"(the net halves the image {configs.NUM_POOLS} times)"
         )
     for name, ok, rule in (

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vggnet.card import Card
 from vggnet.checkpoint import load_checkpoint, load_weights
 from vggnet.data import (
     BatchNormalizer,
@@ -22,12 +23,13 @@ from vggnet.data import (
     shard_indices,
     train_loader,
 )
+from vggnet.data.gpu import DeviceDecoder, encoded_train_loader
 from vggnet.data.sources import FashionMNISTSource, FolderSource
 from vggnet.data.stats import ChannelStats, cached_stats, compute_stats
 from vggnet.distributed import Dist, broadcast_object
 from vggnet.errors import VGGError
-from vggnet.init import init_from_shallower
 from vggnet.model import VGG, build_model
+from vggnet.model.init import init_from_shallower
 from vggnet.schedule import LinearSchedule, PlateauSchedule
 from vggnet.train.config import TrainConfig
 
@@ -57,9 +59,11 @@ def build_run_model(
         dropout=cfg.dropout,
         init=cfg.init,
     )
-    model.classes = list(classes)
-    model.preprocessing = stats.preprocessing(standardize=cfg.normalize == "standard")
-    model.train_scale = (scale.smin, scale.smax)
+    model.card = Card(
+        stats.preprocessing(standardize=cfg.normalize == "standard"),
+        tuple(classes),
+        (scale.smin, scale.smax),
+    )
     if cfg.init_from:
         init_from_shallower(model, load_checkpoint(cfg.init_from))
     if cfg.finetune_from:
@@ -123,8 +127,6 @@ def training_batches(
     transform = TrainTransform(parse_scale(cfg.scale, cfg.crop), cfg.crop, cfg.seed)
     workers = cfg.workers if cfg.workers is not None else default_workers(source)
     if device.type == "cuda" and isinstance(source, FolderSource):
-        from vggnet.data.gpu import DeviceDecoder, encoded_train_loader
-
         loader = encoded_train_loader(source, transform, sampler, workers)
         return loader, DeviceDecoder(cfg.crop, device)
     return train_loader(source, transform, sampler, workers, device.type == "cuda"), None

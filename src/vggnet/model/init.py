@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vggnet import configs
 from vggnet.errors import VGGError
+from vggnet.model import configs
 
 INITS = ("paper", "glorot", "kaiming")
 

@@ -12,13 +12,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from vggnet import configs
+from vggnet.card import Card
 from vggnet.errors import VGGError
-from vggnet.init import check_init, initialize
-from vggnet.lrn import LocalResponseNorm
+from vggnet.model import configs
+from vggnet.model.init import check_init, initialize
+from vggnet.model.lrn import LocalResponseNorm
 from vggnet.preprocessing import Preprocessing
 
 FEATURE_STRIDE = configs.POOL_STRIDE**configs.NUM_POOLS  # 32: input pixels per pool5 cell
+
+
+def valid_crop(size: int) -> bool:
+    """Whether a training crop fits the net: a positive multiple of 32 (five 2x2 pools)."""
+    return size >= FEATURE_STRIDE and size % FEATURE_STRIDE == 0
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,7 @@ class VGGSpec:
             (self.fc_width >= 1, f"fc_width must be >= 1, got {self.fc_width}"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
             (
-                self.crop_size >= FEATURE_STRIDE and self.crop_size % FEATURE_STRIDE == 0,
+                valid_crop(self.crop_size),
                 f"crop_size must be a positive multiple of {FEATURE_STRIDE} "
                 f"(five 2x2 pools), got {self.crop_size}",
             ),
@@ -97,16 +103,43 @@ class VGG(nn.Sequential):
     At the crop size, ``forward`` is the plain network and returns (N, K) logits.
     At any larger size it is the paper's dense evaluation: the class score map
     of ``score_map`` averaged over space, so it never silently resamples.
-    The model also carries what is needed to use it: ``classes``,
-    ``preprocessing`` and the training scale ``train_scale`` (Smin, Smax).
+    The module holds parameters and its ``spec``; what using it needs besides (class
+    names, preprocessing, training scale) is its frozen ``card``, stored with the weights.
+    ``classes``, ``preprocessing`` and ``train_scale`` read the card; setting one of them
+    replaces the card with a new one.
     """
 
-    def __init__(self, spec: VGGSpec) -> None:
+    def __init__(self, spec: VGGSpec, card: Card | None = None) -> None:
         super().__init__(OrderedDict(_layers(spec)))
         self.spec = spec
-        self.classes: list[str] | None = None
-        self.preprocessing = Preprocessing.default_for(spec.in_channels)
-        self.train_scale: tuple[int, int] | None = None
+        self.card = card if card is not None else Card.default_for(spec.in_channels)
+
+    @property
+    def classes(self) -> list[str] | None:
+        """One name per output (the card's), or None."""
+        return list(self.card.classes) if self.card.classes is not None else None
+
+    @classes.setter
+    def classes(self, value: list[str] | None) -> None:
+        self.card = self.card.with_(classes=value)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """How 0..1 pixels become this net's input (the card's)."""
+        return self.card.preprocessing
+
+    @preprocessing.setter
+    def preprocessing(self, value: Preprocessing) -> None:
+        self.card = self.card.with_(preprocessing=value)
+
+    @property
+    def train_scale(self) -> tuple[int, int] | None:
+        """The (Smin, Smax) it was trained at (the card's), or None."""
+        return self.card.train_scale
+
+    @train_scale.setter
+    def train_scale(self, value: tuple[int, int] | None) -> None:
+        self.card = self.card.with_(train_scale=value)
 
     def __getitem__(self, idx: int | slice | str) -> nn.Module:  # type: ignore[override]
         """Index or slice the layers; a slice is a plain ``nn.Sequential`` (e.g. ``model[:4]``)."""
@@ -186,25 +219,6 @@ class VGG(nn.Sequential):
 FC_WINDOW_BUDGET = 2**26
 
 
-class DenseVGG(nn.Module):
-    """The fully convolutional view of a VGG: same parameters, output a class score map."""
-
-    def __init__(self, model: VGG) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) -> (N, K, floor(H/32) - crop/32 + 1, floor(W/32) - crop/32 + 1)."""
-        return self.model.score_map(x)
-
-
-def to_dense(model: VGG) -> DenseVGG:
-    """Return the dense (fully convolutional) net of ``model``, sharing its parameters."""
-    if not isinstance(model, VGG):
-        raise VGGError(f"to_dense needs a vggnet VGG model, got {type(model).__name__}")
-    return DenseVGG(model)
-
-
 def fold_batch_norm(model: VGG) -> VGG:
     """An inference copy of ``model`` with each batch norm merged into the conv before it.
 
@@ -225,12 +239,6 @@ def fold_batch_norm(model: VGG) -> VGG:
             setattr(folded, name, nn.Identity())
         previous = (name, layer)
     return folded
-
-
-def dense_map_size(spec: VGGSpec, height: int, width: int) -> tuple[int, int]:
-    """Spatial size of the class score map for an input of ``height`` x ``width``."""
-    k = spec.fc6_kernel
-    return height // FEATURE_STRIDE - k + 1, width // FEATURE_STRIDE - k + 1
 
 
 def build_model(
