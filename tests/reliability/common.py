@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -48,3 +49,11 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return "State:\tZ" not in status and os.path.exists(f"/proc/{pid}")
+
+
+def one_error_line(err: str) -> str:
+    """The single line a refused command prints (fails if there is more, or a traceback)."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert re.match(r"vggnet( [a-z]+)?: error: ", lines[0]), lines[0]  # ours, or argparse's
+    return lines[0]

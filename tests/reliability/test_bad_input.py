@@ -12,17 +12,10 @@ from PIL import Image
 
 import vggnet.devices
 from tests.helpers import DATA, torchrun_command, train_args, worker_env, write_image_folder
+from tests.reliability.common import one_error_line
 from vggnet import VGGError
 from vggnet.data.idx import read_idx
 from vggnet.data.images import BadImage, decode_image
-
-
-def one_error_line(err: str) -> str:
-    """The single line a refused command prints (fails if there is more, or a traceback)."""
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith(("vggnet: error:", "vggnet train: error:")), lines[0]
-    return lines[0]
 
 
 # Flags: each refused before any work, in one line that names the flag.

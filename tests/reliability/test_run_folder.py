@@ -11,20 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import run_vggnet, state, train_args
-from tests.reliability.common import wait_for_steps
+from tests.reliability.common import one_error_line, wait_for_steps
 from vggnet import VGGError
 from vggnet.metrics import read_metrics
 from vggnet.train.folder import LOCK_NAME, RunLock
 
 SLOW_DATA = "synthetic:classes=4,train=800,val=16,size=40"  # 100 steps an epoch
-
-
-def one_error_line(err: str) -> str:
-    """The single line a refused command prints (fails if there is more, or a traceback)."""
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("vggnet: error:"), lines[0]
-    return lines[0]
 
 
 def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str]:

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from tests.helpers import tiny, write_image_folder
+from tests.reliability.common import one_error_line
 from vggnet import VGGError, save_checkpoint
 from vggnet.features import PerceptualLoss, extract_features
 from vggnet.metrics import MetricsLog, read_metrics
@@ -35,12 +36,6 @@ def trained(**kwargs):
 def checkpoint(tmp_path):
     save_checkpoint(tmp_path / "m.ckpt", trained())
     return tmp_path / "m.ckpt"
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def strict_loads(text: str):
