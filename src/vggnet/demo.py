@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ from vggnet.devices import default_device
 from vggnet.errors import VGGError
 from vggnet.eval.protocols import Protocol, prepare
 from vggnet.eval.report import format_results, result_row
-from vggnet.eval.scores import join_parts
+from vggnet.eval.scores import Scores, join_parts
 from vggnet.eval.scoring import score_images
 from vggnet.recipes import demo as demo_recipe
 from vggnet.serialization import write_json
@@ -67,6 +68,34 @@ def check_same_recipe(run: Path, recipe: dict, out: Path) -> None:
         )
 
 
+def demo_rows(final: Path, source: Any, device: torch.device, workers: int) -> list[dict]:
+    """The table's rows: centre, dense (one Q and Table 4's Q), multi-crop, both together.
+
+    Dense and multi-crop are scored once each; their combination joins the two passes.
+    """
+    model = load_checkpoint(final)
+    assert model.classes is not None  # trained here, on named classes
+    center = Protocol("center", [DEMO_SCALE])
+    dense = Protocol("dense", DEMO_TEST_SCALES, flip=True)
+    multi = Protocol("multi-crop", DEMO_TEST_SCALES, flip=True, grid=3)
+
+    def scored(protocol: Protocol) -> Scores:
+        sm = prepare(model, protocol, device, str(final))
+        return score_images(
+            [sm], source, protocol, model.classes or [], batch_size=256, workers=workers,
+            progress=True,
+        )  # fmt: skip
+
+    center_scores, dense_scores, multi_scores = scored(center), scored(dense), scored(multi)
+    return [
+        result_row(center_scores, "center"),
+        result_row(dense_scores, "dense", scales=[DEMO_SCALE]),
+        result_row(dense_scores, "dense"),
+        result_row(multi_scores, "multi-crop"),
+        result_row(join_parts(dense_scores, multi_scores), "dense+multi-crop"),
+    ]
+
+
 def run_demo(
     out: str | os.PathLike = "runs/demo",
     data: str = "fashion-mnist",
@@ -89,34 +118,8 @@ def run_demo(
     # The end of the schedule, not best.ckpt: Fashion-MNIST's val split is its test set,
     # and the best epoch on it would be chosen on the very images the table reports.
     final = run / "last.ckpt"
-    model = load_checkpoint(final)
     source = open_source(data, "val")
-    dense = Protocol("dense", DEMO_TEST_SCALES, flip=True)
-    multi = Protocol("multi-crop", DEMO_TEST_SCALES, flip=True, grid=3)
-    center = Protocol("center", [DEMO_SCALE])
-    torch_device = torch.device(device)
-    rows = []
-    assert model.classes is not None  # trained here, on named classes
-    for protocol in (center, dense, multi):
-        scored = prepare(model, protocol, torch_device, str(final))
-        scores = score_images(
-            [scored],
-            source,
-            protocol,
-            model.classes,
-            batch_size=256,
-            workers=workers,
-            progress=True,
-        )
-        if protocol is center:
-            rows.append(result_row(scores, "center"))
-        elif protocol is dense:
-            rows.append(result_row(scores, "dense", scales=[DEMO_SCALE]))
-            rows.append(result_row(scores, "dense"))
-            dense_scores = scores
-        else:  # dense + multi-crop from the two passes: dense is not scored twice
-            rows.append(result_row(scores, "multi-crop"))
-            rows.append(result_row(join_parts(dense_scores, scores), "dense+multi-crop"))
+    rows = demo_rows(final, source, torch.device(device), workers)
     for row in rows:
         row["grid"] = 3 if "multi-crop" in row["method"] else None
     print()

@@ -16,7 +16,7 @@ from vggnet.features import PerceptualLoss, extract_features
 from vggnet.metrics import MetricsLog, read_metrics
 from vggnet.serialization import strict_json, write_json
 from vggnet.train.config import TrainConfig
-from vggnet.train.fit import divergence_hints
+from vggnet.train.signals import divergence_hints
 
 DATA = "synthetic:classes=3,train=6,val=3,size=40"
 

@@ -40,6 +40,33 @@ from vggnet.eval.protocols import (
 from vggnet.eval.scores import Scores, gather_scores
 
 
+def progress_bar(images: int) -> tqdm:
+    """Images scored so far, on stderr; quiet in logs and pipes."""
+    return tqdm(
+        total=images,
+        desc="evaluating",
+        unit="img",
+        dynamic_ncols=True,
+        leave=False,
+        mininterval=0.5 if sys.stderr.isatty() else 30.0,
+    )
+
+
+def stacked(store: list[list[list[list[torch.Tensor]]]], k: int) -> list[torch.Tensor]:
+    """Per model, its batches' posteriors as one (scales, parts, N, K) tensor."""
+    return [
+        torch.stack(
+            [
+                torch.stack(
+                    [torch.cat(chunks) if chunks else torch.empty(0, k) for chunks in by_part]
+                )
+                for by_part in by_scale
+            ]
+        )
+        for by_scale in store
+    ]
+
+
 def score_images(
     models: list[ScoredModel],
     source,
@@ -64,16 +91,7 @@ def score_images(
     ]
     labels, kept, skipped = [], [], []
     start = time.perf_counter()
-    bar = None
-    if progress:
-        bar = tqdm(
-            total=len(indices),
-            desc="evaluating",
-            unit="img",
-            dynamic_ncols=True,
-            leave=False,
-            mininterval=0.5 if sys.stderr.isatty() else 30.0,  # quiet in logs and pipes
-        )
+    bar = progress_bar(len(indices)) if progress else None
     with inference_context(precision, device):
         for items in loader:
             good, bad = split_skipped(items)
@@ -93,18 +111,7 @@ def score_images(
             kept += [index for _, _, index in good]
     if bar:
         bar.close()
-    k = len(classes)
-    posteriors = [
-        torch.stack(
-            [
-                torch.stack(
-                    [torch.cat(chunks) if chunks else torch.empty(0, k) for chunks in by_part]
-                )
-                for by_part in by_scale
-            ]
-        )
-        for by_scale in store
-    ]
+    posteriors = stacked(store, len(classes))
     return Scores(
         classes,
         torch.tensor(labels, dtype=torch.long),

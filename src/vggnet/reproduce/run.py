@@ -31,7 +31,8 @@ from vggnet.reproduce.grid import (
 from vggnet.reproduce.report import collect_rows, write_report
 from vggnet.serialization import write_json
 from vggnet.train.config import FINETUNE_LR  # the paper's rate for S=384 from S=256 nets
-from vggnet.train.fit import StopSignal, train
+from vggnet.train.fit import train
+from vggnet.train.signals import StopSignal
 
 # Settings added after grids were first written, with the value those grids ran under.
 SETTINGS_OF_OLDER_GRIDS = {"precision": "fp32"}

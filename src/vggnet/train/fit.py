@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import math
 import shlex
-import signal
 import sys
 import time
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -46,6 +45,7 @@ from vggnet.train.setup import (
     validation_loader,
     wrap_for_training,
 )
+from vggnet.train.signals import StopSignal, divergence_hints
 from vggnet.train.state import RunState, rng_state
 from vggnet.train.step import (
     StepInfo,
@@ -55,39 +55,6 @@ from vggnet.train.step import (
     step_inputs,
     validate,
 )
-
-
-class StopSignal:
-    """Turns SIGTERM / SIGINT into a flag the loop checks after each step."""
-
-    def __init__(self) -> None:
-        self.received: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopSignal:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with suppress(ValueError):  # not the main thread: no handlers
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, _frame: Any) -> None:
-        self.received = signal.Signals(signum).name
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-def divergence_hints(cfg: TrainConfig) -> str:
-    """What may keep a run that diverged from diverging again, among the settings it has."""
-    hints = [f"lower --lr (now {cfg.lr:g})"]
-    if cfg.init != "paper" and cfg.normalize == "paper":
-        hints.append(f"use --normalize standard with --init {cfg.init}")
-    if cfg.precision != "fp32":
-        hints.append(f"use --precision fp32 (now {cfg.precision})")
-    if not cfg.batch_norm:
-        hints.append("add --batch-norm")
-    return ", or ".join(hints)
 
 
 def train(given: dict[str, Any], resume: bool = False) -> dict[str, Any]:
