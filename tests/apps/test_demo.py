@@ -6,7 +6,7 @@ import pytest
 
 from tests.data.test_sources import write_fashion
 from vggnet import VGGError
-from vggnet.demo import DEMO_TRAIN, run_demo
+from vggnet.apps.demo import DEMO_TRAIN, run_demo
 
 
 def test_demo_trains_evaluates_and_reruns(tmp_path, capsys, monkeypatch):

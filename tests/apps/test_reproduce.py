@@ -11,11 +11,11 @@ import torch
 import vggnet.devices
 from tests.helpers import run_vggnet
 from vggnet import VGGError, load_checkpoint
+from vggnet.apps.reproduce.grid import grid_cells, training_scales
+from vggnet.apps.reproduce.report import collect_rows, findings, table6_rows
+from vggnet.apps.reproduce.run import ReproduceSettings, check_grid_file, reproduce
 from vggnet.checkpoint import read_checkpoint
 from vggnet.evaluate import Scores
-from vggnet.reproduce.grid import grid_cells, training_scales
-from vggnet.reproduce.report import collect_rows, findings, table6_rows
-from vggnet.reproduce.run import ReproduceSettings, check_grid_file, reproduce
 
 DATA = "synthetic:classes=4,train=32,val=16,size=40"
 TINY = ["--epochs", "1", "--finetune-epochs", "1", "--width", "0.0625", "--fc-width", "16",

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 
 from tests.helpers import tiny
 from vggnet import VGGError, extract_features, save_checkpoint
+from vggnet.apps.transfer import dataset_features, linear_probe
 from vggnet.data import open_source, rescale
 from vggnet.data.transforms import BatchNormalizer
-from vggnet.transfer import dataset_features, linear_probe
 
 DATA = "synthetic:classes=3,train=30,val=15,size=40"
 

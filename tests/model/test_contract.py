@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vggnet import CONFIGS, build_model, load_checkpoint, save_checkpoint, to_dense
-from vggnet.features import extract_features, layer_names
+from vggnet.apps.features import extract_features, layer_names
 
 NETS = [(config, bn) for config in CONFIGS for bn in (False, True)]
 IDS = [f"{config}{'-bn' if bn else ''}" for config, bn in NETS]

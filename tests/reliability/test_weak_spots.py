@@ -12,7 +12,7 @@ from PIL import Image
 from tests.helpers import tiny, write_image_folder
 from tests.reliability.common import one_error_line
 from vggnet import VGGError, save_checkpoint
-from vggnet.features import PerceptualLoss, extract_features
+from vggnet.apps.features import PerceptualLoss, extract_features
 from vggnet.metrics import MetricsLog, read_metrics
 from vggnet.serialization import strict_json, write_json
 from vggnet.train.config import TrainConfig

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from vggnet.apps.demo import DEMO_EPOCHS
+from vggnet.apps.demo import run_demo as demo
+from vggnet.apps.reproduce.grid import BUDGETS
+from vggnet.apps.reproduce.run import ReproduceSettings, reproduce
 from vggnet.bench.agreement import precision_agreement
 from vggnet.bench.runner import SECTIONS, BenchSettings, plot_bench, run_bench
 from vggnet.cli.common import (
@@ -14,12 +18,8 @@ from vggnet.cli.common import (
     at_least,
     check_output,
 )
-from vggnet.demo import DEMO_EPOCHS
-from vggnet.demo import run_demo as demo
 from vggnet.devices import PRECISIONS
 from vggnet.model import configs
-from vggnet.reproduce.grid import BUDGETS
-from vggnet.reproduce.run import ReproduceSettings, reproduce
 from vggnet.serialization import write_json
 from vggnet.train.folder import check_run_folder
 

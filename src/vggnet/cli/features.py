@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from vggnet.apps.transfer import dataset_features, linear_probe
 from vggnet.checkpoint import load_checkpoint
 from vggnet.cli.common import SPLITS, add_device_flag, at_least, check_output, scales
 from vggnet.data import open_source
@@ -15,7 +16,6 @@ from vggnet.devices import default_device, resolve_device
 from vggnet.errors import VGGError
 from vggnet.eval.protocols import Protocol, model_scales
 from vggnet.serialization import write_json
-from vggnet.transfer import dataset_features, linear_probe
 
 COMMANDS = {
     "features": "Appendix B descriptors of a split, saved as .npy",

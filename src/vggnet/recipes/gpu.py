@@ -6,8 +6,8 @@ Measured: docs/RESULTS.md (D-b512: 95.13%, 83 epochs in 3 minutes on an H200).
 
 from typing import Any
 
+from vggnet.apps.reproduce.grid import training_scales
 from vggnet.recipes.base import SHARED
-from vggnet.reproduce.grid import training_scales
 
 S1 = training_scales(32).s1  # the paper's S = 256 at crop 32: 37
 

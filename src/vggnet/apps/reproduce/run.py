@@ -13,13 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from vggnet.data import open_source
-from vggnet.devices import check_precision, default_device, resolve_device
-from vggnet.errors import VGGError
-from vggnet.eval.protocols import Protocol
-from vggnet.eval.scores import Scores, save_scores
-from vggnet.eval.scoring import evaluate_checkpoints
-from vggnet.reproduce.grid import (
+from vggnet.apps.reproduce.grid import (
     BUDGETS,
     RECIPE,
     Budget,
@@ -28,7 +22,13 @@ from vggnet.reproduce.grid import (
     grid_cells,
     training_scales,
 )
-from vggnet.reproduce.report import collect_rows, write_report
+from vggnet.apps.reproduce.report import collect_rows, write_report
+from vggnet.data import open_source
+from vggnet.devices import check_precision, default_device, resolve_device
+from vggnet.errors import VGGError
+from vggnet.eval.protocols import Protocol
+from vggnet.eval.scores import Scores, save_scores
+from vggnet.eval.scoring import evaluate_checkpoints
 from vggnet.serialization import write_json
 from vggnet.train.config import FINETUNE_LR  # the paper's rate for S=384 from S=256 nets
 from vggnet.train.fit import train

@@ -11,11 +11,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vggnet.apps.features import extract_features
 from vggnet.data.loader import split_skipped, views_loader
 from vggnet.data.transforms import BatchNormalizer
 from vggnet.errors import VGGError
 from vggnet.eval.protocols import group_by_size
-from vggnet.features import extract_features
 from vggnet.model import VGG
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 
+from vggnet.apps.reproduce import paper
+from vggnet.apps.reproduce.grid import Cell, TrainingScales
 from vggnet.eval.analysis import top_errors
 from vggnet.eval.scores import Scores
 from vggnet.metrics import read_metrics
-from vggnet.reproduce import paper
-from vggnet.reproduce.grid import Cell, TrainingScales
 from vggnet.serialization import atomic_write_text, write_json
 
 PAPER_TAG = {"S1": "256", "S2": "384", "jitter": "[256;512]"}
