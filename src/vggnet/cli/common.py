@@ -7,6 +7,7 @@ taken from the library's own constants.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import NoReturn
 
 from vggnet.devices import PRECISIONS
 from vggnet.errors import VGGError
-from vggnet.model import configs
+from vggnet.model.vgg import VGGSpec
 
 DEVICE_HELP = "cpu, cuda or cuda:N (default: cuda if available)"
 DATA_HELP = "folder, fashion-mnist[:PATH] or synthetic[:...]"
@@ -84,14 +85,37 @@ def add_inference_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# VGGSpec's fields that ``vggnet info`` takes as flags, with what each means; the types
+# and defaults are the fields' own.
+SHAPE_HELP = {
+    "num_classes": "outputs of fc8",
+    "batch_norm": "batch norm after every conv",
+    "in_channels": "input channels",
+    "width": "scale of every conv's channels",
+    "fc_width": "width of fc6 and fc7",
+    "crop_size": "training crop (fc6 sees crop/32 squared cells)",
+}
+
+
 def add_shape_flags(parser: argparse.ArgumentParser) -> None:
-    """Flags that change a network's shape (defaults: the paper's)."""
-    parser.add_argument("--batch-norm", action="store_true", help="batch norm after every conv")
-    parser.add_argument("--num-classes", type=int, default=configs.NUM_CLASSES)
-    parser.add_argument("--in-channels", type=int, default=3)
-    parser.add_argument("--width", type=float, default=1.0, help="scale of every conv's channels")
-    parser.add_argument("--fc-width", type=int, default=configs.FC_WIDTH, help="fc6/fc7 width")
-    parser.add_argument("--crop-size", type=int, default=configs.CROP_SIZE)
+    """Flags that change a network's shape (defaults: the paper's, from VGGSpec)."""
+    for field in dataclasses.fields(VGGSpec):
+        if field.name not in SHAPE_HELP:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        text = SHAPE_HELP[field.name]
+        if isinstance(field.default, bool):
+            parser.add_argument(flag, action="store_true", help=text)
+        else:
+            kind = type(field.default)
+            parser.add_argument(
+                flag, type=kind, default=field.default, help=f"{text} (default {field.default})"
+            )
+
+
+def shape_of(args: argparse.Namespace) -> dict[str, object]:
+    """The VGGSpec fields the shape flags gave."""
+    return {name: getattr(args, name) for name in SHAPE_HELP}
 
 
 def check_output(path: str | None, flag: str, inputs: Sequence[str] = ()) -> None:

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from vggnet.checkpoint import export_safetensors, load_checkpoint, save_checkpoint
-from vggnet.cli.common import add_shape_flags, check_output
+from vggnet.cli.common import add_shape_flags, check_output, shape_of
 from vggnet.interop.caffe import import_caffe
 from vggnet.interop.export import export_onnx
 from vggnet.interop.keras import import_keras
@@ -43,18 +43,7 @@ def add_interop_parsers(sub: Any) -> None:
 def run_info(args: argparse.Namespace) -> None:
     """Print Table 1 for all configs, or a per-layer table for each named config."""
     names = [configs.resolve_config(c) for c in args.configs] or list(configs.CONFIGS)
-    specs = [
-        VGGSpec(
-            name,
-            num_classes=args.num_classes,
-            batch_norm=args.batch_norm,
-            in_channels=args.in_channels,
-            width=args.width,
-            fc_width=args.fc_width,
-            crop_size=args.crop_size,
-        )
-        for name in names
-    ]
+    specs = [VGGSpec(name, **shape_of(args)) for name in names]  # type: ignore[arg-type]
     if args.configs:
         print("\n\n".join(format_layer_table(spec) for spec in specs))
     else:
