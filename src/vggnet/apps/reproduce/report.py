@@ -35,51 +35,60 @@ def _row(table, what, scales_used, method, posteriors, labels, reference, **extr
     }
 
 
+METHOD_PARTS = (
+    ("dense", ("dense",)),
+    ("multi-crop", ("multi-crop",)),
+    ("dense+multi-crop", ("dense", "multi-crop")),
+)
+
+
+def cell_rows(cell: Cell, sc: Scores, scales: TrainingScales) -> list[dict]:
+    """One net's rows: Table 3 (one Q), Table 4 (several Q), Table 5 (jittered nets' methods)."""
+    what = {"config": cell.config, "train_scale": scales.flag(cell.tag), "tag": cell.tag}
+    q = [scales.single_q(cell.tag)]
+    qs = scales.multi_q(cell.tag)
+    key = (cell.config, cell.tag)
+    rows = [
+        _row(3, what, q, "dense", sc.combined(("dense",), q), sc.labels, paper.TABLE3.get(key)),
+        _row(4, what, qs, "dense", sc.combined(("dense",), qs), sc.labels, paper.TABLE4.get(key)),
+    ]
+    if "multi-crop" in sc.parts:
+        for method, parts in METHOD_PARTS:
+            rows.append(
+                _row(
+                    5, what, qs, method, sc.combined(parts, qs), sc.labels,
+                    paper.TABLE5.get((cell.config, method)),
+                )
+            )  # fmt: skip
+    return rows
+
+
 def collect_rows(
     cells: list[Cell], scores: dict[str, Scores], scales: TrainingScales
 ) -> list[dict]:
     """Every row of Tables 3-6 that the trained cells allow."""
-    rows = []
-    for cell in cells:
-        sc = scores[cell.name]
-        what = {"config": cell.config, "train_scale": scales.flag(cell.tag), "tag": cell.tag}
-        q = [scales.single_q(cell.tag)]
-        qs = scales.multi_q(cell.tag)
-        key = (cell.config, cell.tag)
-        rows.append(
-            _row(3, what, q, "dense", sc.combined(("dense",), q), sc.labels, paper.TABLE3.get(key))
-        )
-        rows.append(
-            _row(
-                4, what, qs, "dense", sc.combined(("dense",), qs), sc.labels, paper.TABLE4.get(key)
-            )
-        )
-        if "multi-crop" in sc.parts:
-            for method, parts in (
-                ("dense", ("dense",)),
-                ("multi-crop", ("multi-crop",)),
-                ("dense+multi-crop", ("dense", "multi-crop")),
-            ):
-                rows.append(
-                    _row(
-                        5, what, qs, method, sc.combined(parts, qs), sc.labels,
-                        paper.TABLE5.get((cell.config, method)),
-                    )
-                )  # fmt: skip
+    rows = [row for cell in cells for row in cell_rows(cell, scores[cell.name], scales)]
+    return rows + ensemble_rows(cells, scores, scales, rows)
+
+
+def ensemble_rows(
+    cells: list[Cell], scores: dict[str, Scores], scales: TrainingScales, rows: list[dict]
+) -> list[dict]:
+    """Table 6: every net together, the two best of Table 4, and D + E jittered per method."""
     labels = next(iter(scores.values())).labels
     everyone = [scores[c.name].combined(("dense",), scales.multi_q(c.tag)) for c in cells]
-    rows.append(
+    out = [
         _row(
             6, {"config": "all", "nets": [c.name for c in cells]}, "multi-scale", "dense",
             torch.stack(everyone).mean(0), labels, paper.TABLE6[("all", "dense")],
         )
-    )  # fmt: skip
+    ]  # fmt: skip
     # The paper's D + E rows combine its two best nets; at another scale the best two may differ
     # (when they are D and E jittered, the D + E dense row below is that row already).
     table4 = {(r["config"], r["tag"]): r["top1_error"] for r in rows if r["table"] == 4}
     best = sorted(cells, key=lambda c: table4[(c.config, c.tag)])[:2]
     if len(best) == 2 and {c.name for c in best} != set(JITTERED_PAIR):
-        rows.append(
+        out.append(
             _row(
                 6, {"config": "best 2", "nets": [c.name for c in best]}, "multi-scale", "dense",
                 torch.stack([everyone[cells.index(c)] for c in best]).mean(0), labels,
@@ -89,19 +98,15 @@ def collect_rows(
     pair = [c for c in cells if c.name in JITTERED_PAIR]
     if len(pair) == 2:
         qs = scales.multi_q("jitter")
-        for method, parts in (
-            ("dense", ("dense",)),
-            ("multi-crop", ("multi-crop",)),
-            ("dense+multi-crop", ("dense", "multi-crop")),
-        ):
+        for method, parts in METHOD_PARTS:
             posteriors = torch.stack([scores[c.name].combined(parts, qs) for c in pair]).mean(0)
-            rows.append(
+            out.append(
                 _row(
                     6, {"config": "D+E", "nets": [c.name for c in pair]}, qs, method,
                     posteriors, labels, paper.TABLE6[("D+E", method)],
                 )
             )  # fmt: skip
-    return rows
+    return out
 
 
 def _fmt(value) -> str:
@@ -123,15 +128,13 @@ def _table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     return "\n".join([head, rule, *body])
 
 
-def findings(rows: list[dict]) -> list[str]:
-    """Which of the paper's findings hold at this scale, each with the numbers that decide it."""
-    t3 = {(r["config"], r["tag"]): r["top1_error"] for r in rows if r["table"] == 3}
-    t4 = {(r["config"], r["tag"]): r["top1_error"] for r in rows if r["table"] == 4}
+def verdict(holds: bool) -> str:
+    return "holds" if holds else "does not hold"
+
+
+def architecture_findings(t3: dict[tuple[str, str], float]) -> list[str]:
+    """Depth, LRN, 3x3 against 1x1, and scale jittering, from Table 3."""
     lines = []
-
-    def verdict(holds: bool) -> str:
-        return "holds" if holds else "does not hold"
-
     if ("A", "S1") in t3:
         deep = [(c, t3[(c, "S1")]) for c in ("D", "E") if (c, "S1") in t3]
         if deep:
@@ -158,6 +161,14 @@ def findings(rows: list[dict]) -> list[str]:
                 f"(S1 {t3[(c, 'S1')]:.2f}%, S2 {_fmt(t3.get((c, 'S2')))}%, jittered "
                 f"{t3[(c, 'jitter')]:.2f}%)."
             )
+    return lines
+
+
+def findings(rows: list[dict]) -> list[str]:
+    """Which of the paper's findings hold at this scale, each with the numbers that decide it."""
+    t3 = {(r["config"], r["tag"]): r["top1_error"] for r in rows if r["table"] == 3}
+    t4 = {(r["config"], r["tag"]): r["top1_error"] for r in rows if r["table"] == 4}
+    lines = architecture_findings(t3)
     gains = [(k, t3[k] - t4[k]) for k in t4 if k in t3]
     if gains:
         better = sum(g > 0 for _, g in gains)
