@@ -18,12 +18,14 @@ from safetensors.torch import save_file
 from torch import nn
 
 from vggnet.card import Card
-from vggnet.checkpoint_fields import FORMAT, VERSION, check_payload
+from vggnet.checkpoint_fields import (  # noqa: F401 (FORMAT, VERSION: read from here too)
+    FORMAT,
+    VERSION,
+    check_payload,
+)
 from vggnet.errors import VGGError
 from vggnet.model import VGG, VGGSpec
 from vggnet.serialization import atomic_save, safe_load
-
-__all__ = ["FORMAT", "VERSION"]  # re-exported: older code reads them from here
 
 SAFETENSORS_KEY = "vggnet"
 
