@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from vggnet.card import Card
-from vggnet.checkpoint_fields import (  # noqa: F401 (FORMAT, VERSION: read from here too)
+from vggnet.checkpoint_fields import (  # FORMAT, VERSION: also read from here
     FORMAT,
     VERSION,
     check_payload,
