@@ -62,7 +62,7 @@ class RunLock:
 
     def check_free(self) -> None:
         """Refuse at once if a live process holds the folder (``acquire`` still decides later)."""
-        if self.path.is_file():
+        if self.path.is_file() and self.path.stat().st_nlink == 1:  # else another run's link
             self.acquire(create=False).release()
 
     def acquire(self, create: bool = True) -> RunLock:
