@@ -48,6 +48,6 @@ from vggnet.eval.scoring import (  # noqa: F401
     predict_images,
     score_images,
 )
-from vggnet.model import fold_batch_norm  # noqa: F401  (read here by tools/bench)
+from vggnet.model import fold_batch_norm  # noqa: F401  (the old module imported it too)
 
 errors = top_errors  # the old name, before it was told apart from vggnet.errors

@@ -175,18 +175,19 @@ def test_batched_views_equal_one_by_one(kind, tmp_path):
         assert torch.equal(view[0], image) and view[1] == params
 
 
-def test_stats_cache_is_reused_and_refreshed_when_stale(tmp_path):
-    from vggnet.data.stats import load_or_compute_stats
+def test_stats_cache_is_reused_only_for_its_data_and_size(tmp_path):
+    from vggnet.data.stats import cached_stats, compute_stats, save_stats
 
     source = open_source("synthetic:classes=2,train=6,size=24", "train")
     cache = tmp_path / "stats.json"
-    first = load_or_compute_stats(source, cache, "key")
+    assert cached_stats(cache, "key", len(source)) is None  # nothing cached yet
+    save_stats(compute_stats(source), cache, "key", len(source))
     data = json.loads(cache.read_text())
     data["stats"]["mean"] = [0.5, 0.5, 0.5]
     cache.write_text(json.dumps(data))
-    assert load_or_compute_stats(source, cache, "key").mean == [0.5, 0.5, 0.5]  # reused as cached
-    assert (
-        load_or_compute_stats(source, cache, "other data").mean == first.mean
-    )  # stale: recomputed
+    cached = cached_stats(cache, "key", len(source))
+    assert cached is not None and cached.mean == [0.5, 0.5, 0.5]  # reused as cached
+    assert cached_stats(cache, "other data", len(source)) is None  # stale: another data set
+    assert cached_stats(cache, "key", len(source) + 1) is None  # stale: another size
     cache.write_text("{torn")
-    assert load_or_compute_stats(source, cache, "key").mean == first.mean
+    assert cached_stats(cache, "key", len(source)) is None  # damaged: recomputed by the caller

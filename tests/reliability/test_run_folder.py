@@ -197,3 +197,26 @@ def test_an_out_that_is_a_file_is_one_line(tmp_path, run_cli, command):
     assert status == 2
     assert f"--out {target} is a file, not a folder" in one_error_line(err)
     assert target.read_text() == "keep me"
+
+
+def test_a_new_run_in_a_folder_a_crashed_run_left_starts_a_fresh_history(tmp_path, run_cli):
+    run = tmp_path / "run"
+    run.mkdir()
+    old = [{"kind": "step", "step": s, "epoch": 1, "loss": 9.0, "lr": 0.1} for s in range(1, 6)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))  # no last.ckpt
+    status, _, err = run_cli(*train_args(run, "--max-steps", "2"))
+    assert status == 0, err
+    steps = [r for r in read_metrics(run) if r["kind"] == "step"]
+    assert [r["step"] for r in steps] == [1, 2] and all(r["loss"] != 9.0 for r in steps)
+
+
+def test_a_hard_linked_copy_of_a_running_run_has_a_lock_of_its_own(tmp_path):
+    original, copy = tmp_path / "r", tmp_path / "copy"
+    with RunLock(original):  # the original is training
+        hard_link_copy(original, copy)
+        lock = RunLock(copy)
+        lock.check_free()  # the shared lock file names the original's holder, not the copy's
+        with lock:
+            assert (copy / LOCK_NAME).stat().st_nlink == 1  # the copy's own file now
+        with pytest.raises(VGGError, match="is in use"):
+            RunLock(original).acquire()  # and the original is still held

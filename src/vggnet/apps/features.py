@@ -157,7 +157,7 @@ class PerceptualLoss(nn.Module):
             )
         low, high = self.input_range
         margin = (high - low) * RANGE_SLACK
-        lo, hi = (float(v) for v in torch.aminmax(images.detach()))
+        lo, hi = torch.stack(torch.aminmax(images.detach())).tolist()  # one device sync
         if lo < low - margin or hi > high + margin:
             raise VGGError(
                 f"PerceptualLoss images have values in [{lo:.3g}, {hi:.3g}], far outside "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 from vggnet.apps.demo import DEMO_EPOCHS
@@ -24,7 +25,7 @@ from vggnet.serialization import write_json
 from vggnet.train.folder import check_run_folder
 
 BENCH = BenchSettings()
-GRID = ReproduceSettings(data="", out="")
+GRID = {f.name: f.default for f in dataclasses.fields(ReproduceSettings)}
 
 
 def add_demo_parser(sub: Any) -> None:
@@ -39,7 +40,7 @@ def add_reproduce_parser(sub: Any) -> None:
     r = sub.add_parser("reproduce", help="the paper's experiment grid (Tables 3-6), resumable")
     r.add_argument("--data", required=True, help=DATA_HELP)
     r.add_argument("--out", required=True, help="the grid's folder (rerun to continue it)")
-    r.add_argument("--budget", choices=tuple(BUDGETS), default=GRID.budget)
+    r.add_argument("--budget", choices=tuple(BUDGETS), default=GRID["budget"])
     r.add_argument(
         "--configs",
         nargs="+",
@@ -52,12 +53,12 @@ def add_reproduce_parser(sub: Any) -> None:
     r.add_argument("--width", type=float, help="override the budget's channel width")
     r.add_argument("--fc-width", type=at_least(1), help="override the budget's FC width")
     r.add_argument("--batch-size", type=at_least(1), help="override the budget's batch")
-    r.add_argument("--grid", type=at_least(1), default=GRID.grid, help="multi-crop grid side")
+    r.add_argument("--grid", type=at_least(1), default=GRID["grid"], help="multi-crop grid side")
     r.add_argument(
         "--precision",
         choices=PRECISIONS,
-        default=GRID.precision,
-        help=f"every net's training precision (default {GRID.precision}; bf16 where the "
+        default=GRID["precision"],
+        help=f"every net's training precision (default {GRID['precision']}; bf16 where the "
         "device has it natively)",
     )
     add_device_flag(r)

@@ -115,17 +115,6 @@ def cached_stats(cache: str | os.PathLike, key: str, split_images: int) -> Chann
     return None
 
 
-def load_or_compute_stats(source, cache: str | os.PathLike | None, key: str) -> ChannelStats:
-    """Statistics from ``cache`` if it was computed for ``key`` and this many images, else computed and cached."""
-    stats = cached_stats(cache, key, len(source)) if cache is not None else None
-    if stats is not None:
-        return stats
-    stats = compute_stats(source)
-    if cache is not None:
-        save_stats(stats, cache, key, len(source))
-    return stats
-
-
 def save_stats(stats: ChannelStats, path: str | os.PathLike, key: str, split_images: int) -> None:
     """Write the statistics as JSON, atomically."""
     text = json.dumps(
