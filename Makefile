@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup test test-slow test-all lint format data demo bench clean
+.PHONY: setup test test-slow test-all lint format docs data demo bench clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,16 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The API reference (docs/reference, mkdocstrings) into build/site; a warning fails it.
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/pip install -q -c constraints.txt -e '.[docs]'
+	touch $@
+
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict --quiet
+	@echo "API reference: build/site/index.html"
 
 format: setup
 	$(BIN)/ruff format .

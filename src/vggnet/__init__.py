@@ -1,8 +1,10 @@
 """vggnet: the VGG ConvNets of Simonyan & Zisserman (ICLR 2015), done completely and well."""
 
-from vggnet.apps.features import PerceptualLoss, extract_features
+from vggnet.apps.features import Backbone, PerceptualLoss, extract_features
 from vggnet.checkpoint import load_checkpoint, save_checkpoint
 from vggnet.errors import VGGError
+from vggnet.inputs import create_transform, resolve_data_config
+from vggnet.interop.pretrained import list_pretrained, load_pretrained
 from vggnet.model import VGG, DenseVGG, VGGSpec, build_model, to_dense
 from vggnet.model.configs import CONFIGS
 from vggnet.model.init import init_from_shallower, initialize
@@ -13,16 +15,21 @@ __version__ = "0.1.0"
 __all__ = [
     "CONFIGS",
     "VGG",
+    "Backbone",
     "DenseVGG",
     "PerceptualLoss",
     "Preprocessing",
     "VGGError",
     "VGGSpec",
     "build_model",
+    "create_transform",
     "extract_features",
     "init_from_shallower",
     "initialize",
+    "list_pretrained",
     "load_checkpoint",
+    "load_pretrained",
+    "resolve_data_config",
     "save_checkpoint",
     "to_dense",
 ]

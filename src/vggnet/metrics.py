@@ -114,6 +114,10 @@ class MetricsLog:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
+            self.warn(
+                f"TensorBoard is not installed, so {self.tensorboard_dir} is not written "
+                f"(pip install 'vggnet[train]'); {self.path} has every number"
+            )
             return
         quiet_tensorboard_thread_errors()
         try:
@@ -183,6 +187,7 @@ RECORD_FIELDS: dict[str, dict[str, type]] = {
         "step": int,
         "epoch": int,
         "train_loss": float,
+        "train_top1_error": float,
         "lr": float,
         "val_top1_error": float,
         "val_top5_error": float,

@@ -46,7 +46,8 @@ def test_info_unknown_config_is_one_line(run_cli):
     assert status == 2 and out == ""
     assert (
         err
-        == "vggnet: error: unknown config 'F': choose one of A, A-LRN, B, C, D, E, vgg11, vgg13, vgg16, vgg19\n"
+        == "vggnet: error: unknown config 'F': choose one of A, A-LRN, B, C, D, E, vgg11, vgg13, "
+        "vgg16, vgg19, vgg11_bn, vgg13_bn, vgg16_bn, vgg19_bn\n"
     )
 
 

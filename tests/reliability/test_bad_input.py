@@ -32,7 +32,7 @@ from vggnet.data.images import BadImage, decode_image
         (("--device", "cuda:7"), "--device cuda:7"),
         (("--precision", "bf16"), "--precision bf16: cpu here has no native bf16"),
         (("--precision", "fp64"), "argument --precision: invalid choice: 'fp64'"),
-        (("--crop", "48"), "--crop 48: use a positive multiple of 32"),
+        (("--crop", "48"), "--crop-size 48: use a positive multiple of 32"),
         (("--width", "0"), "--width must be > 0, got 0.0"),
         (("--lr", "0"), "--lr must be > 0, got 0.0"),
         (("--momentum", "1.5"), "--momentum must be in [0, 1), got 1.5"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import weakref
 from collections.abc import Sequence
 
 import torch
@@ -25,9 +26,28 @@ RANGE_SLACK = 0.5
 
 
 def looks_untrained(model: VGG) -> bool:
-    """Whether every conv and FC bias is zero: what every initialisation leaves, and no training."""
+    """Whether ``model`` was never trained: no card (no classes, no training scale), or
+    every conv and FC bias still zero, as every initialisation leaves them."""
+    if model.classes is None and model.train_scale is None:
+        return True
     biases = [m.bias for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
     return all(b is not None and not bool(b.detach().any()) for b in biases)
+
+
+_WARNED: weakref.WeakSet[VGG] = weakref.WeakSet()
+
+
+def warn_if_untrained(model: VGG, user: str) -> None:
+    """Warn once per net that features of an untrained net mean nothing."""
+    if model in _WARNED or not looks_untrained(model):
+        return
+    _WARNED.add(model)
+    warnings.warn(
+        f"{user}: the net looks untrained (no classes or training scale, or every bias zero): "
+        "its features carry no meaning; load weights with vggnet.load_pretrained('vgg16.tv_in1k') "
+        "or vggnet.load_checkpoint",
+        stacklevel=3,
+    )
 
 
 def layer_names(model: VGG) -> list[str]:
@@ -68,6 +88,7 @@ def extract_features(
     """
     layers = layer_list(layers)
     check_layers(model, layers)
+    warn_if_untrained(model, "extract_features")
     names = layer_names(model)
     if not layers:
         return {}
@@ -126,13 +147,7 @@ class PerceptualLoss(nn.Module):
         self.weights = list(weights) if weights is not None else [1.0] * len(layers)
         self.input_range = tuple(input_range)
         check_layers(self.net, self.layers)
-        if looks_untrained(self.net):
-            warnings.warn(
-                "PerceptualLoss: every bias of the net is zero, so it looks untrained (randomly "
-                "initialised): its features carry no perceptual meaning; load trained weights "
-                "(vggnet.load_checkpoint, or `vggnet import` for torchvision/timm/Keras/Caffe)",
-                stacklevel=2,
-            )
+        warn_if_untrained(self.net, "PerceptualLoss")
 
     def train(self, mode: bool = True) -> PerceptualLoss:
         """The feature net stays in eval mode (no dropout, fixed batch-norm statistics)."""
@@ -174,3 +189,38 @@ class PerceptualLoss(nn.Module):
             w * F.mse_loss(ours[k], theirs[k])
             for k, w in zip(self.layers, self.weights, strict=True)
         )
+
+
+class Backbone(nn.Module):
+    """timm's ``features_only`` model: the maps of a VGG's stage outputs, for detection or
+    segmentation heads.
+
+    ``out_indices`` pick entries of ``model.feature_info`` (default all five: relu1_2 ...
+    relu5_3 for D). The layers past the deepest tap (pool5, the FC layers) are dropped, so
+    the backbone holds only the conv weights it uses. ``forward`` returns one
+    (N, C, H / reduction, W / reduction) map per tap; ``feature_info`` lists them.
+    """
+
+    def __init__(self, model: VGG, out_indices: Sequence[int] = (0, 1, 2, 3, 4)) -> None:
+        super().__init__()
+        taps = model.feature_info
+        bad = [i for i in out_indices if not -len(taps) <= i < len(taps)]
+        if bad or not out_indices:
+            raise VGGError(
+                f"out_indices {tuple(out_indices)}: choose from 0..{len(taps) - 1} "
+                f"({', '.join(t.module for t in taps)})"
+            )
+        self.feature_info = [taps[i] for i in out_indices]
+        names = layer_names(model)
+        deepest = max(names.index(t.module) for t in self.feature_info)
+        self.body = model[: deepest + 1]
+        self.taps = {t.module for t in self.feature_info}
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The tapped maps, in ``feature_info``'s order."""
+        out = {}
+        for name, layer in self.body.named_children():
+            x = layer(x)
+            if name in self.taps:
+                out[name] = x
+        return [out[t.module] for t in self.feature_info]

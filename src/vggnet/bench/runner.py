@@ -23,6 +23,7 @@ from vggnet.bench.common import machine, summary
 from vggnet.bench.forward import compare_forward
 from vggnet.devices import inference_precision, resolve_device, supports_bf16
 from vggnet.errors import VGGError
+from vggnet.plots import pyplot
 
 SECTIONS = ("forward", "train", "pipeline", "eval")
 
@@ -139,10 +140,7 @@ def run_bench(s: BenchSettings) -> dict:
 
 def plot_bench(report: dict, path: str | Path) -> Path:
     """Cost per image against batch size (forward) and against test scale (eval protocols)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     if report.get("forward"):

@@ -13,6 +13,10 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+import torch
+import torchvision
+
+import vggnet
 from vggnet.cli.apps import (
     add_bench_parser,
     add_demo_parser,
@@ -62,12 +66,18 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
 }
 
 
+def version_line() -> str:
+    """vggnet's version, and the torch and torchvision it runs on (what a bug report needs)."""
+    return f"vggnet {vggnet.__version__} (torch {torch.__version__}, torchvision {torchvision.__version__})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``vggnet`` argument parser with all subcommands."""
     parser = OneLineParser(
         prog="vggnet",
         description="The VGG ConvNets of Simonyan & Zisserman (ICLR 2015).",
     )
+    parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (
         add_interop_parsers,

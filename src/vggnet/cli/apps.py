@@ -47,7 +47,13 @@ def add_reproduce_parser(sub: Any) -> None:
         metavar="CONFIG",
         help=f"subset of {' '.join(configs.CONFIGS)} (default: all)",
     )
-    r.add_argument("--crop", type=at_least(32), help="default: 224, or 32 for small images")
+    r.add_argument(
+        "--crop-size",
+        "--crop",
+        dest="crop",
+        type=at_least(32),
+        help="default: 224, or 32 for small images",
+    )
     r.add_argument("--epochs", type=at_least(1), help="override the budget's epochs")
     r.add_argument("--finetune-epochs", type=at_least(1), help="override, for fine-tuned nets")
     r.add_argument("--width", type=float, help="override the budget's channel width")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -24,10 +26,42 @@ SPLITS = ("train", "val")
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (naming the flag) instead of the whole usage."""
+    """argparse, but a usage error is one line naming the flag, with a "did you mean" guess."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {message}{guess(message)} (see {self.prog} --help)\n")
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        """As argparse's, but an unknown flag is matched against the command's own flags."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            unknown = extras[0]
+            flags = command_flags(self, getattr(parsed, "command", None))
+            close = difflib.get_close_matches(unknown.split("=")[0], flags, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            prog = " ".join(filter(None, [self.prog, getattr(parsed, "command", None)]))
+            self.exit(2, f"{prog}: error: unknown argument {unknown}{hint} (see {prog} --help)\n")
+        return parsed
+
+
+def command_flags(parser: argparse.ArgumentParser, command: str | None) -> list[str]:
+    """The option strings of ``command``'s sub-parser (or of ``parser`` itself)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            parser = action.choices[command]
+    return [flag for action in parser._actions for flag in action.option_strings]
+
+
+def guess(message: str) -> str:
+    """ "; did you mean X?" for argparse's "invalid choice: 'Y' (choose from ...)" messages."""
+    match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if not match:
+        return ""
+    choices = [c.strip(" '") for c in match.group(2).split(",")]
+    close = difflib.get_close_matches(match.group(1), choices, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def at_least(minimum: int) -> Callable[[str], int]:

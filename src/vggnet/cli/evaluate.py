@@ -27,7 +27,7 @@ from vggnet.eval.analysis import (
     format_shared_errors,
     shared_errors,
 )
-from vggnet.eval.protocols import METHODS, PARTS, Protocol
+from vggnet.eval.protocols import METHODS, PARTS, Protocol, resolve_method
 from vggnet.eval.report import format_results, result_row
 from vggnet.eval.scores import Scores, merge_scores, save_scores
 from vggnet.eval.scoring import evaluate_checkpoints, predict_images
@@ -66,14 +66,26 @@ def add_eval_parser(sub: Any) -> None:
     e.add_argument("--data", required=True, help=DATA_HELP)
     e.add_argument("--split", choices=SPLITS, default=EVAL_DEFAULTS["split"])
     e.add_argument("--val-labels", metavar="FILE", help="labels of a flat val folder")
-    e.add_argument("--method", choices=METHODS, default=DEFAULT_PROTOCOL.method)
+    e.add_argument(
+        "--method", type=resolve_method, choices=METHODS, default=DEFAULT_PROTOCOL.method
+    )
     e.add_argument(
         "--scales",
         type=scales,
         metavar="Q[,Q...]",
-        help="test scales (default: Table 4's rule from the training scale)",
+        help="test scales, the same for every --method (default: Table 4's rule from the "
+        "net's training scale: S-32,S,S+32 for a fixed S (32 at crop 224, in proportion "
+        "for other crops); Smin,(Smin+Smax)/2,Smax for a jittered S). The demo's rows use "
+        "Table 3's single Q = S: pass --scales S for the same number",
     )
     e.add_argument("--no-flip", action="store_true", help="do not average with mirrored images")
+    e.add_argument(
+        "--limit",
+        type=at_least(1),
+        metavar="N",
+        help="score only N images for a quick check, stratified: the first of each class "
+        "in turn, so every class is represented (default: the whole split)",
+    )
     e.add_argument(
         "--grid",
         type=at_least(1),
@@ -114,6 +126,7 @@ def add_ensemble_parser(sub: Any) -> None:
     )
     n.add_argument(
         "--method",
+        type=resolve_method,
         choices=METHODS,
         action="append",
         help="parts to average (default: those every file holds); once for all files, or "
@@ -143,7 +156,9 @@ def add_predict_parser(sub: Any) -> None:
     p.add_argument("--checkpoint", required=True, metavar="CKPT")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top", type=at_least(1), default=5)
-    p.add_argument("--method", choices=METHODS, default=DEFAULT_PROTOCOL.method)
+    p.add_argument(
+        "--method", type=resolve_method, choices=METHODS, default=DEFAULT_PROTOCOL.method
+    )
     p.add_argument(
         "--scales", type=scales, metavar="Q[,Q...]", help="default: Q = S (Table 3's rule)"
     )
@@ -170,12 +185,15 @@ def run_eval(args: argparse.Namespace) -> None:
         workers=args.workers,
         by_index=args.class_order == "index",
         dist_timeout=args.dist_timeout,
+        limit=args.limit,
     )
     if scores is None:  # not rank 0
         return
     for item in scores.skipped:
         print(f"vggnet: warning: skipped {item.reason}", file=sys.stderr)
     row = result_row(scores, args.method)
+    if args.scales is None:
+        print(f"test scales: {row['scales']}, Table 4's rule from the training scale (--scales Q)")
     print(format_results([row]))
     if scores.skipped:
         print(

@@ -70,6 +70,9 @@ FLAG_CHOICES: dict[str, tuple[str, ...]] = {
     "normalize": NORMALIZATIONS,
 }
 FLAG_METAVARS = {"init_from": "CKPT", "finetune_from": "CKPT", "val_labels": "FILE"}
+# One spelling across commands (--crop-size, as in `vggnet info` and ``crop_size=``); the
+# older spelling stays as an alias.
+FLAG_NAMES = {"crop": ("--crop-size", "--crop")}
 NEGATED = {"lighting": "--no-lighting"}  # on by default: the flag turns it off
 NOT_FLAGS = {"out"}  # --out is the run folder, added with --resume
 
@@ -98,7 +101,8 @@ def add_field_flag(parser: argparse.ArgumentParser, field: dataclasses.Field, hi
         parser.add_argument(flag, dest=name, action="store_const", const=const, help=text)
         return
     parser.add_argument(
-        "--" + name.replace("_", "-"),
+        *FLAG_NAMES.get(name, ("--" + name.replace("_", "-"),)),
+        dest=name,
         type=kind,
         choices=FLAG_CHOICES.get(name),
         metavar=FLAG_METAVARS.get(name),

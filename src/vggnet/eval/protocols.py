@@ -20,6 +20,21 @@ from vggnet.errors import VGGError
 from vggnet.model import VGG, fold_batch_norm, to_dense
 
 METHODS = ("center", "dense", "multi-crop", "dense+multi-crop")
+# Other spellings users write (the paper's British "centre", timm's "crop"): one meaning each.
+METHOD_ALIASES = {
+    "centre": "center",
+    "central": "center",
+    "multicrop": "multi-crop",
+    "multi_crop": "multi-crop",
+    "dense+multicrop": "dense+multi-crop",
+    "dense-multi-crop": "dense+multi-crop",
+}
+
+
+def resolve_method(name: str) -> str:
+    """The protocol ``name`` means (``centre`` is ``center``); unknown names pass through."""
+    key = name.strip().lower()
+    return METHOD_ALIASES.get(key, key)
 
 
 PARTS = {
@@ -40,6 +55,7 @@ class Protocol:
     grid: int = 5
 
     def __post_init__(self) -> None:
+        self.method = resolve_method(self.method)
         if self.method not in METHODS:
             raise VGGError(f"--method {self.method}: choose one of {', '.join(METHODS)}")
         if self.grid < 1:

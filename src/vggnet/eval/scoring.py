@@ -7,11 +7,9 @@ preprocessing.
 
 from __future__ import annotations
 
-import sys
 import time
 
 import torch
-from tqdm import tqdm
 
 from vggnet.checkpoint import load_checkpoint
 from vggnet.data import open_source
@@ -19,6 +17,7 @@ from vggnet.data.geometry import Scale, single_test_scale
 from vggnet.data.images import BadImage, decode_image
 from vggnet.data.loader import split_skipped, views_loader
 from vggnet.data.sampler import shard_indices
+from vggnet.data.subset import limit_source
 from vggnet.data.transforms import rescale
 from vggnet.devices import (
     default_device,
@@ -38,18 +37,7 @@ from vggnet.eval.protocols import (
     prepare,
 )
 from vggnet.eval.scores import Scores, gather_scores
-
-
-def progress_bar(images: int) -> tqdm:
-    """Images scored so far, on stderr; quiet in logs and pipes."""
-    return tqdm(
-        total=images,
-        desc="evaluating",
-        unit="img",
-        dynamic_ncols=True,
-        leave=False,
-        mininterval=0.5 if sys.stderr.isatty() else 30.0,
-    )
+from vggnet.progress import progress as progress_display
 
 
 def stacked(store: list[list[list[list[torch.Tensor]]]], k: int) -> list[torch.Tensor]:
@@ -91,13 +79,12 @@ def score_images(
     ]
     labels, kept, skipped = [], [], []
     start = time.perf_counter()
-    bar = progress_bar(len(indices)) if progress else None
+    bar = progress_display(len(indices), "evaluating", "img", enabled=progress)
     with inference_context(precision, device):
         for items in loader:
             good, bad = split_skipped(items)
             skipped += bad
-            if bar:
-                bar.update(len(items))
+            bar.update(len(items))
             if not good:
                 continue
             for m, sm in enumerate(models):
@@ -109,8 +96,7 @@ def score_images(
                         )
             labels += [int(to_model[label]) for _, label, _ in good]
             kept += [index for _, _, index in good]
-    if bar:
-        bar.close()
+    bar.close()
     posteriors = stacked(store, len(classes))
     return Scores(
         classes,
@@ -140,10 +126,13 @@ def evaluate_checkpoints(
     workers: int = 0,
     by_index: bool = False,
     dist_timeout: float = 600.0,
+    limit: int | None = None,
 ) -> Scores | None:
     """Score ``data`` with one checkpoint or an ensemble, in one process or under torchrun.
 
-    Returns every image's scores on rank 0 (None on the other ranks).
+    ``limit``: score only that many images, spread evenly over the classes (see
+    ``stratified_indices``), for a quick check. Returns every image's scores on rank 0
+    (None on the other ranks).
     """
     name = device or default_device()
     device_type = "cuda" if name.startswith("cuda") else "cpu"
@@ -152,7 +141,7 @@ def evaluate_checkpoints(
     ) as d:
         torch_device = resolve_device(name, d.local_rank if d.enabled else None)
         precision = inference_precision(precision, torch_device)
-        source = open_source(data, split, val_labels)
+        source = limit_source(open_source(data, split, val_labels), limit)
         if len(source) == 0:
             raise VGGError(f"--data {data}: the {split} split has no images")
         models = load_models(checkpoints, protocol, torch_device, channels_last)

@@ -1,28 +1,70 @@
-"""Export to ONNX (the dense net); safetensors files are written by ``vggnet.checkpoint``."""
+"""Export to ONNX (the dense net, one self-contained file with its card); safetensors files
+are written by ``vggnet.checkpoint``."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import io
+import json
 import os
+import tempfile
+import warnings
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
+import vggnet
 from vggnet.checkpoint import export_safetensors
+from vggnet.errors import VGGError
 from vggnet.model import VGG, to_dense
 
-__all__ = ["export_onnx", "export_safetensors"]
+__all__ = ["ONNX_OUTPUTS", "export_onnx", "export_safetensors", "onnx_metadata"]
+
+# What the graph returns: the class score map (N, K, h, w), or the dense protocol's
+# posteriors (N, K): the map averaged over positions, then soft-max.
+ONNX_OUTPUTS = ("scores", "posteriors")
+PROTOBUF_LIMIT = 2**31 - 1  # a single ONNX file holds at most 2 GB
 
 
-def export_onnx(model: VGG, path: str | os.PathLike, opset: int = 18) -> None:
-    """The dense net as ONNX: input ``image`` (N, C, H, W) preprocessed, output ``scores``
-    (N, K, h, w), with N, H and W dynamic (H, W >= the crop size)."""
-    dense = to_dense(model.cpu().eval()).eval()
+class DensePosteriors(nn.Module):
+    """The dense net, its score map averaged over positions and soft-maxed (N, K)."""
+
+    def __init__(self, model: VGG) -> None:
+        super().__init__()
+        self.dense = to_dense(model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dense(x).mean(dim=(2, 3)).softmax(1)
+
+
+def onnx_metadata(model: VGG, output: str) -> dict[str, str]:
+    """The card and spec as ONNX ``metadata_props`` (string values; JSON where structured)."""
+    card = model.card.to_dict()
+    return {
+        "vggnet_version": vggnet.__version__,
+        "spec": json.dumps(asdict(model.spec)),
+        "classes": json.dumps(card.get("classes")),
+        "preprocessing": json.dumps(card["preprocessing"]),
+        "train_scale": json.dumps(card.get("train_scale")),
+        "output": output,
+        "input": f"image: (N, {model.spec.in_channels}, H, W) float32, pixels in 0..1 "
+        "normalised by 'preprocessing' (mean, std, channel order); H and W at least "
+        f"{model.spec.crop_size}, smaller inputs are unsupported and fail at fc6",
+        "min_input_size": str(model.spec.crop_size),
+    }
+
+
+def _export_graph(net: nn.Module, model: VGG, path: Path, output: str, opset: int) -> None:
+    """torch.onnx's export of ``net`` with dynamic N, H, W (files may use external data)."""
     crop = model.spec.crop_size
     x = torch.zeros(1, model.spec.in_channels, crop, crop)
     kwargs: dict[str, Any] = {
         "input_names": ["image"],
-        "output_names": ["scores"],
+        "output_names": [output],
         "opset_version": opset,
     }
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
@@ -31,7 +73,52 @@ def export_onnx(model: VGG, path: str | os.PathLike, opset: int = 18) -> None:
             2: torch.export.Dim("H", min=crop),
             3: torch.export.Dim("W", min=crop),
         }
-        torch.onnx.export(dense, (x,), str(path), dynamic_shapes={"x": dims}, dynamo=True, **kwargs)
+        torch.onnx.export(net, (x,), str(path), dynamic_shapes={"x": dims}, dynamo=True, **kwargs)
     else:  # torch < 2.5: the TorchScript exporter
-        axes = {"image": {0: "N", 2: "H", 3: "W"}, "scores": {0: "N", 2: "h", 3: "w"}}
-        torch.onnx.export(dense, (x,), str(path), dynamic_axes=axes, **kwargs)
+        axes = {"image": {0: "N", 2: "H", 3: "W"}, output: {0: "N"}}
+        if output == "scores":
+            axes[output].update({2: "h", 3: "w"})
+        torch.onnx.export(net, (x,), str(path), dynamic_axes=axes, **kwargs)
+
+
+def export_onnx(
+    model: VGG, path: str | os.PathLike, output: str = "scores", opset: int = 18
+) -> None:
+    """Write ``model`` as one ONNX file that deploys alone.
+
+    ``output``: "scores", the dense class score map (N, K, h, w); or "posteriors", the
+    dense protocol's class posteriors (N, K). The input ``image`` is (N, C, H, W),
+    preprocessed, with N, H and W dynamic (H, W >= the crop size). The card (classes,
+    preprocessing, training scale, vggnet version) is in the file's ``metadata_props``.
+    A net over 2 GB (protobuf's limit) keeps its weights beside it in ``PATH.data``.
+    """
+    try:
+        import onnx
+    except ImportError:
+        raise VGGError("ONNX export needs the onnx package: pip install 'vggnet[onnx]'") from None
+    if output not in ONNX_OUTPUTS:
+        raise VGGError(f"--output {output}: choose one of {', '.join(ONNX_OUTPUTS)}")
+    model = model.cpu().eval()
+    net = (to_dense(model) if output == "scores" else DensePosteriors(model)).eval()
+    path = Path(path)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        raw = Path(tmp) / "graph.onnx"
+        chatter = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(chatter), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _export_graph(net, model, raw, output, opset)
+        except Exception as err:
+            raise VGGError(
+                f"ONNX export failed: {err}; the exporter said: {chatter.getvalue()[-500:]}"
+            ) from None
+        proto = onnx.load(str(raw))  # with any external data, now in memory
+        for key, value in onnx_metadata(model, output).items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        big = proto.ByteSize() > PROTOBUF_LIMIT
+        staged = Path(tmp) / path.name
+        onnx.save_model(proto, str(staged), save_as_external_data=big, location=f"{path.name}.data")
+        if big:
+            os.replace(Path(tmp) / f"{path.name}.data", path.with_name(f"{path.name}.data"))
+        os.replace(staged, path)

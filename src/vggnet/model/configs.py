@@ -83,16 +83,32 @@ INIT_STD = 0.01
 SHALLOW_INIT_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv3_2", "fc6", "fc7", "fc8")
 
 
+# torchvision's and timm's suffix for the batch-norm variant: vgg16_bn is D with batch norm.
+BATCH_NORM_SUFFIX = "_bn"
+
+
+def resolve_name(name: str) -> tuple[str, bool]:
+    """The Table 1 config and the batch-norm flag a model name states.
+
+    ``name``: a config (A, A-LRN, B, C, D, E, any case), torchvision's vgg11..vgg19, or
+    either with torchvision's ``_bn`` suffix (``vgg16_bn``, ``D_bn``: batch norm).
+    Returns (canonical config, whether the name asks for batch norm).
+    """
+    text = name.strip()
+    batch_norm = text.lower().endswith(BATCH_NORM_SUFFIX)
+    if batch_norm:
+        text = text[: -len(BATCH_NORM_SUFFIX)]
+    key = text.upper().replace("_", "-")
+    config = key if key in CONFIGS else ALIASES.get(text.lower())
+    if config is None:
+        names = [*CONFIGS, *ALIASES, *(f"{a}{BATCH_NORM_SUFFIX}" for a in ALIASES)]
+        raise VGGError(f"unknown config {name!r}: choose one of {', '.join(names)}")
+    return config, batch_norm
+
+
 def resolve_config(name: str) -> str:
-    """Return the canonical Table 1 name for ``name`` (case-insensitive; vgg11..vgg19 accepted)."""
-    key = name.strip().upper().replace("_", "-")
-    if key in CONFIGS:
-        return key
-    alias = ALIASES.get(name.strip().lower())
-    if alias is not None:
-        return alias
-    valid = ", ".join([*CONFIGS, *ALIASES])
-    raise VGGError(f"unknown config {name!r}: choose one of {valid}")
+    """The canonical Table 1 name for ``name`` (see ``resolve_name``; a ``_bn`` suffix is dropped)."""
+    return resolve_name(name)[0]
 
 
 def parse_layer(token: str) -> tuple[str, int, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +20,16 @@ from vggnet.model.lrn import LocalResponseNorm
 from vggnet.preprocessing import Preprocessing
 
 FEATURE_STRIDE = configs.POOL_STRIDE**configs.NUM_POOLS  # 32: input pixels per pool5 cell
+
+
+@dataclass(frozen=True)
+class FeatureTap:
+    """One entry of ``VGG.feature_info``: a layer, its output channels, its stride (timm's
+    ``num_chs`` and ``reduction``)."""
+
+    module: str
+    num_chs: int
+    reduction: int
 
 
 def valid_crop(size: int) -> bool:
@@ -41,7 +51,9 @@ class VGGSpec:
     dropout: float = configs.DROPOUT
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "config", configs.resolve_config(self.config))
+        config, batch_norm = configs.resolve_name(self.config)
+        object.__setattr__(self, "config", config)
+        object.__setattr__(self, "batch_norm", self.batch_norm or batch_norm)
         checks = [
             (self.num_classes >= 1, f"num_classes must be >= 1, got {self.num_classes}"),
             (self.in_channels >= 1, f"in_channels must be >= 1, got {self.in_channels}"),
@@ -149,6 +161,62 @@ class VGG(nn.Sequential):
             return nn.Sequential(OrderedDict(list(self._modules.items())[idx]))
         return super().__getitem__(idx)
 
+    @property
+    def feature_info(self) -> list[FeatureTap]:
+        """timm's ``feature_info``: the last ReLU of each block, with its channels and stride."""
+        taps, channels = [], self.spec.in_channels
+        for name, layer in self.named_children():
+            if isinstance(layer, nn.Conv2d):
+                channels = layer.out_channels
+            if name.startswith("pool"):
+                block = int(name.removeprefix("pool"))
+                last_relu = [n for n, _ in self.named_children() if n.startswith(f"relu{block}_")]
+                taps.append(FeatureTap(last_relu[-1], channels, configs.POOL_STRIDE ** (block - 1)))
+        return taps
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """timm's ``forward_features``: the pool5 map (N, C, H/32, W/32), any size >= 32."""
+        for name, layer in self.named_children():
+            if name == "flatten":
+                break
+            x = layer(x)
+        return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """timm's ``forward_head``: from a pool5 map to class scores (N, K).
+
+        A map larger than fc6's window is scored densely and averaged, as ``forward``
+        does. ``pre_logits=True`` stops after fc7 (its ReLU and dropout): (N, fc_width).
+        """
+        kernel = self.spec.fc6_kernel
+        head = [(n, m) for n, m in self.named_children() if n.startswith(("fc", "relu", "drop"))]
+        head = head[next(i for i, (n, _) in enumerate(head) if n == "fc6") :]
+        if pre_logits:
+            head = head[:-1]
+        if x.shape[-2:] == (kernel, kernel):
+            x = x.flatten(1)
+            for _, layer in head:
+                x = layer(x)
+            return x
+        return self._fc_as_convolutions(x, [m for _, m in head]).mean(dim=(2, 3))
+
+    def reset_classifier(self, num_classes: int, init: str = "paper") -> None:
+        """timm's ``reset_classifier``: a new, initialised fc8 with ``num_classes`` outputs.
+
+        The spec follows, and the card forgets the old class names (the new outputs have
+        none until trained). For features without a classifier, use
+        ``forward_head(x, pre_logits=True)`` or ``vggnet.Backbone``.
+        """
+        spec = replace(self.spec, num_classes=num_classes)  # checks num_classes >= 1
+        old = self._modules["fc8"]
+        assert isinstance(old, nn.Linear)
+        fc8 = nn.Linear(
+            old.in_features, num_classes, device=old.weight.device, dtype=old.weight.dtype
+        )
+        initialize(fc8, init)
+        self._modules["fc8"], self.spec = fc8, spec
+        self.card = self.card.with_(classes=None)
+
     def _check_size(self, x: torch.Tensor) -> None:
         crop = self.spec.crop_size
         if x.dim() != 4 or x.shape[1] != self.spec.in_channels:
@@ -253,7 +321,12 @@ def build_model(
     dropout: float = configs.DROPOUT,
     init: str = "paper",
 ) -> VGG:
-    """Build a Table 1 network (A, A-LRN, B, C, D, E; vgg11..vgg19 accepted), initialised."""
+    """Build a Table 1 network, initialised (``init``: paper, kaiming or glorot).
+
+    ``config``: A, A-LRN, B, C, D, E, or torchvision's names (vgg11..vgg19; ``vgg16_bn`` is
+    D with batch norm). The other arguments change the shape (``VGGSpec``'s fields).
+    Returns the untrained ``VGG``.
+    """
     check_init(init)
     spec = VGGSpec(
         config,

@@ -82,7 +82,17 @@ class TrainConfig:
         lr = self.lr if self.lr is not None else (FINETUNE_LR if self.finetune_from else 1e-2)
         device = self.device or default_device()
         normalize = self.normalize or NORMALIZE_FOR_INIT.get(self.init, "paper")
-        return TrainConfig(**{**asdict(self), "lr": lr, "device": device, "normalize": normalize})
+        config, batch_norm = configs.resolve_name(self.config)  # vgg16_bn: D with batch norm
+        return TrainConfig(
+            **{
+                **asdict(self),
+                "lr": lr,
+                "device": device,
+                "normalize": normalize,
+                "config": config,
+                "batch_norm": self.batch_norm or batch_norm,
+            }
+        )
 
 
 # Settings a resumed run may change; the first two only upwards (they are totals).
@@ -97,6 +107,14 @@ RESUME_MAY_CHANGE = {
     "val_batch_size",
 }
 RESUME_MAY_RAISE = {"epochs", "max_steps"}
+
+
+def same_net(name: str, stored: dict[str, Any]) -> bool:
+    """Whether ``--config name`` names the stored run's net (``vgg16_bn`` for D with batch norm)."""
+    config, batch_norm = configs.resolve_name(name)
+    return config == configs.resolve_config(stored["config"]) and (
+        not batch_norm or stored["batch_norm"]
+    )
 
 
 def config_for_run(
@@ -130,7 +148,7 @@ def config_for_run(
     for key, value in given.items():
         if value == stored[key]:
             continue
-        if key == "config" and configs.resolve_config(value) == configs.resolve_config(stored[key]):
+        if key == "config" and same_net(value, stored):
             continue
         flag = "--" + key.replace("_", "-")
         if key not in RESUME_MAY_CHANGE:
@@ -231,7 +249,7 @@ def check_config(cfg: TrainConfig, d: Dist, device: torch.device) -> None:
         raise VGGError(f"--lr must be > 0, got {cfg.lr}")
     if not valid_crop(cfg.crop):
         raise VGGError(
-            f"--crop {cfg.crop}: use a positive multiple of {FEATURE_STRIDE} "
+            f"--crop-size {cfg.crop}: use a positive multiple of {FEATURE_STRIDE} "
             f"(the net halves the image {configs.NUM_POOLS} times)"
         )
     for name, ok, rule in (

@@ -32,9 +32,11 @@ from vggnet.errors import VGGError
 from vggnet.lagged import LaggedScalar
 from vggnet.metrics import MetricsLog, resident_mb
 from vggnet.plots import plot_run
+from vggnet.progress import LogProgress, format_duration, progress
 from vggnet.serialization import append_text, atomic_link, atomic_save, write_json
 from vggnet.train.config import TrainConfig, check_config, config_for_run
 from vggnet.train.folder import RunClaim, RunLock, check_run_folder, file_identity, start_run_folder
+from vggnet.train.lines import epoch_line, run_summary
 from vggnet.train.setup import (
     batch_normalizer,
     build_run_model,
@@ -147,12 +149,16 @@ class Run:
     epoch_images: int = 0
     shown_loss: float = math.nan  # the last loss read, for the progress bar
     tick: float = 0.0  # when the epoch began
+    started: float = field(default_factory=time.perf_counter)  # when this process began the run
+    first_step: int = 0  # the step this process began at (a resumed run's, or 0)
     losses: LaggedScalar[StepInfo] = field(init=False)
     skips: SkipCounter = field(init=False)
     log: MetricsLog | None = field(init=False)
 
     def __post_init__(self) -> None:
+        self.first_step = self.state.step
         self.losses = LaggedScalar(self.parts.device)
+        self.train_errors = torch.zeros((), dtype=torch.long, device=self.parts.device)
         self.skips = SkipCounter(self.cfg.strict, warn=self.warn)
         self.log = None
         if self.d.is_main:
@@ -222,15 +228,17 @@ class Run:
         stop_at = state.step_in_epoch + (self.max_steps - state.step)
         self.sampler.set_epoch(state.epoch, state.step_in_epoch, stop_at)
         self.epoch_loss, self.epoch_images, self.tick = 0.0, 0, time.perf_counter()
+        self.train_errors.zero_()
         checkpoint_seconds = 0.0
         with self.progress_bar() as bar:  # closed however the epoch ends: errors start clean
             for batch in self.loader:
                 signalled = self.train_step(batch, signals)
                 rate = self.epoch_images / max(time.perf_counter() - self.tick, 1e-9)
                 postfix = {  # the loss of the step before: read without waiting
-                    "loss": f"{self.shown_loss:.4f}",
+                    "loss": f"{self.shown_loss:.4f}" if math.isfinite(self.shown_loss) else "...",
                     "lr": f"{state.schedule.lr_at(state.step - 1):.1e}",
                     "img_s": f"{rate:.0f}",
+                    "run_eta": self.run_eta(),
                 }
                 bar.set_postfix(postfix, refresh=False)  # drawn by update(), at its own pace
                 bar.update()
@@ -244,18 +252,24 @@ class Run:
         self.account(self.losses.take())  # the epoch's last step
         return checkpoint_seconds
 
-    def progress_bar(self) -> tqdm:
-        cfg, state = self.cfg, self.state
-        return tqdm(
-            total=self.sampler.steps_per_epoch,
+    def progress_bar(self) -> tqdm | LogProgress:
+        """The epoch's steps: a bar on a terminal, a line every half minute in a log."""
+        state = self.state
+        return progress(
+            self.sampler.steps_per_epoch,
+            f"epoch {state.epoch + 1}/{self.cfg.epochs}",
+            "step",
             initial=state.step_in_epoch,
-            desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
-            unit="step",
-            disable=not self.d.is_main,
-            dynamic_ncols=True,
-            leave=False,
-            mininterval=0.5 if sys.stderr.isatty() else 30.0,  # quiet in logs and pipes
+            enabled=self.d.is_main,
         )
+
+    def run_eta(self) -> str:
+        """Time left for the whole run, at this process's pace so far (validation included)."""
+        done = self.state.step - self.first_step
+        if done < 1:
+            return "..."
+        per_step = (time.perf_counter() - self.started) / done
+        return format_duration(per_step * max(self.max_steps - self.state.step, 0))
 
     def train_step(self, batch: Any, signals: StopSignal) -> bool:
         """One optimiser step (see ``step.py``); returns whether some process was signalled.
@@ -267,7 +281,7 @@ class Run:
             batch = self.decode(batch)
         self.skips(batch.skipped)
         x, labels = step_inputs(batch, parts, self.cfg, state.epoch)
-        loss = forward_backward(parts, x, labels, self.cfg.accumulate)
+        loss = forward_backward(parts, x, labels, self.cfg.accumulate, self.train_errors)
         lr = state.schedule.lr_at(state.step)
         images = len(labels) * self.d.world_size
         self.epoch_images += images
@@ -351,6 +365,7 @@ class Run:
             "step": state.step,
             "epoch": state.epoch,
             "train_loss": self.epoch_loss / max(self.epoch_images, 1),
+            "train_top1_error": self.train_error(),
             "lr": state.schedule.lr_at(state.step),
             "skipped": self.skips.count,
             "resident_mb": resident_mb(),
@@ -365,22 +380,15 @@ class Run:
         record["checkpoint_seconds"] = checkpoint_seconds + time.perf_counter() - mark
         if self.log:
             self.log.write(record)  # after the checkpoint: a resumed run never logs an epoch twice
-        self.say(self.epoch_line(record, action))
-
-    def epoch_line(self, record: dict[str, Any], action: str | None) -> str:
-        """The line an epoch ends with: loss, validation errors, learning rate, what follows."""
-        line = (
-            f"epoch {record['epoch']}/{self.cfg.epochs}: loss {record['train_loss']:.4f}, val "
-            f"top-1 {record['val_top1_error']:.2f}% top-5 {record['val_top5_error']:.2f}% "
-            f"(Q={self.q}, {record['val_images']} images), lr {record['lr']:.1e}"
+        eta = self.run_eta()
+        self.say(
+            epoch_line(record, self.cfg, self.q, state.best_error, eta, self.skips.count, action)
         )
-        if self.skips.count:
-            line += f", {self.skips.count} files skipped"
-        if action == "decrease":
-            line += f" -> lr / 10 after {self.cfg.patience} epochs without improvement"
-        if action == "stop":
-            line += " -> stop: the error stopped falling after 3 decreases"
-        return line
+
+    def train_error(self) -> float:
+        """The epoch's top-1 error on its training crops (augmented, dropout on), in percent."""
+        wrong = all_sum([self.train_errors.item()], self.d, self.parts.device)[0]
+        return 100.0 * wrong / max(self.epoch_images, 1)
 
     def finish(self) -> dict[str, Any]:
         """Close the log, draw the curves, say why the run ended; returns the run's summary."""
@@ -396,11 +404,10 @@ class Run:
             reason = f"reached --max-steps {cfg.max_steps}"
         else:
             reason = f"reached --epochs {cfg.epochs}"
-        best = self.folder / "best.ckpt"
-        shown_best = f", best {best}" if best.exists() else ""
-        quoted = shlex.quote(str(self.folder))
-        hint = f" (continue: vggnet train --out {quoted} --resume)" if self.stopped_by else ""
-        self.say(f"{reason} at step {state.step}; {self.last}{shown_best}{hint}")
+        took = format_duration(time.perf_counter() - self.started)
+        self.say(
+            run_summary(self.folder, self.cfg, state, reason, took, self.resumed, self.stopped_by)
+        )
         return {
             "step": state.step,
             "epoch": state.epoch,

@@ -70,11 +70,16 @@ def step_inputs(
 
 
 def forward_backward(
-    parts: StepParts, x: torch.Tensor, labels: torch.Tensor, accumulate: int
+    parts: StepParts,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    accumulate: int,
+    errors: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Gradients of the batch's mean loss, in ``accumulate`` micro-batches; returns the loss.
 
     Under DDP, gradients are averaged across processes on the last micro-batch only.
+    ``errors``, a device counter, gains the batch's top-1 training errors (no sync).
     """
     parts.optimizer.zero_grad(set_to_none=True)
     loss_sum = torch.zeros((), device=parts.device)
@@ -84,7 +89,10 @@ def forward_backward(
         no_sync = parts.net.no_sync if parts.distributed and not last else nullcontext
         sync = no_sync()  # type: ignore[operator]  # DDP's no_sync
         with sync, parts.autocast:
-            loss = parts.criterion(parts.net(xm).float(), ym) * (len(ym) / len(labels))
+            scores = parts.net(xm).float()
+            loss = parts.criterion(scores, ym) * (len(ym) / len(labels))
+        if errors is not None:
+            errors += (scores.detach().argmax(1) != ym).sum()
         parts.scaler.scale(loss).backward()
         loss_sum += loss.detach()
     return loss_sum

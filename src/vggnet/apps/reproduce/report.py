@@ -14,6 +14,7 @@ from vggnet.apps.reproduce.grid import Cell, TrainingScales
 from vggnet.eval.analysis import top_errors
 from vggnet.eval.scores import Scores
 from vggnet.metrics import read_metrics
+from vggnet.plots import pyplot
 from vggnet.serialization import atomic_write_text, write_json
 
 PAPER_TAG = {"S1": "256", "S2": "384", "jitter": "[256;512]"}
@@ -199,10 +200,7 @@ def findings(rows: list[dict]) -> list[str]:
 
 def plot_depth(rows: list[dict], cells: list[Cell], path: Path) -> None:
     """Top-1 error (Table 3) against depth, one line per training scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     depth = {c.config: c.depth for c in cells}
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -225,10 +223,7 @@ def plot_depth(rows: list[dict], cells: list[Cell], path: Path) -> None:
 
 def plot_curves(out: Path, cells: list[Cell], path: Path) -> None:
     """Validation top-1 error per epoch of every cell."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for cell in cells:
