@@ -85,11 +85,9 @@ def draw(ax: Any, x: list[float], y: list[float], label: str | None = None, **st
     ax.plot(x, y, marker=marker, markersize=4, label=label, **style)
 
 
-def _plot_run(
-    run_dir: str | os.PathLike,
-    out: str | os.PathLike | None,
-    warn: Callable[[str], None] | None,
-) -> Path:
+def run_figure(run_dir: str | os.PathLike, warn: Callable[[str], None] | None = None) -> Any:
+    """The figure of a run (a matplotlib Figure): training loss per step; training and
+    validation error per epoch; learning rate per step; titled with the run and its settings."""
     plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
@@ -116,7 +114,16 @@ def _plot_run(
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(run_title(Path(run_dir)), fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def _plot_run(
+    run_dir: str | os.PathLike,
+    out: str | os.PathLike | None,
+    warn: Callable[[str], None] | None,
+) -> Path:
+    fig = run_figure(run_dir, warn)
     path = Path(out) if out else Path(run_dir) / "curves.png"
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    pyplot().close(fig)
     return path

@@ -89,5 +89,5 @@ def progress(
             total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True, leave=False
         )
     if enabled:
-        return LogProgress(total, desc, unit, initial)
+        return LogProgress(total, desc, unit, initial, interval=LOG_INTERVAL)
     return tqdm(total=total, disable=True)

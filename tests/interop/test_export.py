@@ -1,9 +1,12 @@
 """safetensors and ONNX exports; timm import against timm itself."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
+import vggnet
 from tests.helpers import tiny
 from vggnet import VGGError, load_checkpoint, save_checkpoint, to_dense
 from vggnet.interop.timm import import_timm
@@ -109,3 +112,55 @@ def test_timm_import_refuses_torchvision_layout():
 
     with pytest.raises(VGGError, match="is not a timm VGG state dict"):
         import_timm(torchvision.models.vgg11(weights=None).state_dict(), source="file x.pth")
+
+
+def test_onnx_is_one_file_that_carries_the_card_and_says_nothing(tmp_path, run_cli):
+    ort = pytest.importorskip("onnxruntime")
+    model = tiny("A", crop_size=32, fc_width=16)
+    model.classes = [f"k{i}" for i in range(10)]
+    model.train_scale = (40, 48)
+    save_checkpoint(tmp_path / "m.ckpt", model)
+    status, out, err = run_cli(
+        "export",
+        "--checkpoint",
+        tmp_path / "m.ckpt",
+        "--format",
+        "onnx",
+        "--out",
+        tmp_path / "m.onnx",
+    )
+    assert status == 0, err
+    assert (
+        out == f"wrote {tmp_path / 'm.onnx'} (onnx layout)\n" and err == ""
+    )  # no exporter chatter
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.ckpt", "m.onnx"]  # no m.onnx.data
+    deployed = tmp_path / "elsewhere"
+    deployed.mkdir()
+    (tmp_path / "m.onnx").rename(deployed / "m.onnx")  # copied alone, as people do
+    session = ort.InferenceSession(str(deployed / "m.onnx"))
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["classes"]) == model.classes
+    assert json.loads(meta["train_scale"]) == [40, 48]
+    assert Preprocessing.from_dict(json.loads(meta["preprocessing"])) == model.preprocessing
+    assert json.loads(meta["spec"])["config"] == "A" and meta["min_input_size"] == "32"
+    assert meta["vggnet_version"] == vggnet.__version__ and meta["output"] == "scores"
+
+
+def test_onnx_posteriors_are_the_dense_protocols(tmp_path, run_cli):
+    ort = pytest.importorskip("onnxruntime")
+    model = tiny("B", crop_size=32, fc_width=16)
+    save_checkpoint(tmp_path / "m.ckpt", model)
+    args = ["export", "--checkpoint", tmp_path / "m.ckpt", "--format", "onnx"]
+    assert run_cli(*args, "--out", tmp_path / "p.onnx", "--output", "posteriors")[0] == 0
+    session = ort.InferenceSession(str(tmp_path / "p.onnx"))
+    assert [o.name for o in session.get_outputs()] == ["posteriors"]
+    x = torch.randn(2, 3, 96, 64)
+    got = session.run(None, {"image": x.numpy()})[0]
+    with torch.no_grad():  # by hand: average the class score map, then soft-max
+        expected = torch.softmax(to_dense(model)(x).mean(dim=(2, 3)), 1).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got.sum(1), 1, rtol=1e-5)
+    status, _, err = run_cli(
+        *args[:-1], "safetensors", "--out", tmp_path / "m.safetensors", "--output", "posteriors"
+    )
+    assert status == 2 and "--output is for --format onnx" in err

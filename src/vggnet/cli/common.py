@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -28,8 +29,19 @@ SPLITS = ("train", "val")
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line naming the flag, with a "did you mean" guess."""
 
+    seen: Sequence[str] = ()  # the arguments this parser was last given
+
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}{guess(message)} (see {self.prog} --help)\n")
+        hint = guess(message)
+        if not hint and message.startswith("the following arguments are required"):
+            hint = self.unknown_flag_hint()  # a mistyped required flag reads as missing
+        self.exit(2, f"{self.prog}: error: {message}{hint} (see {self.prog} --help)\n")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self.seen = list(args) if args is not None else sys.argv[1:]
+        return super().parse_known_args(args, namespace)
 
     def parse_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
@@ -37,13 +49,25 @@ class OneLineParser(argparse.ArgumentParser):
         """As argparse's, but an unknown flag is matched against the command's own flags."""
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
-            unknown = extras[0]
-            flags = command_flags(self, getattr(parsed, "command", None))
-            close = difflib.get_close_matches(unknown.split("=")[0], flags, n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]}?" if close else ""
-            prog = " ".join(filter(None, [self.prog, getattr(parsed, "command", None)]))
-            self.exit(2, f"{prog}: error: unknown argument {unknown}{hint} (see {prog} --help)\n")
+            command = getattr(parsed, "command", None)
+            hint = did_you_mean(extras[0], command_flags(self, command))
+            prog = " ".join(filter(None, [self.prog, command]))
+            self.exit(2, f"{prog}: error: unknown argument {extras[0]}{hint} (see {prog} --help)\n")
         return parsed
+
+    def unknown_flag_hint(self) -> str:
+        """ "; unknown argument X; did you mean Y?" for the first given flag this parser lacks."""
+        own = [flag for action in self._actions for flag in action.option_strings]
+        for token in self.seen:
+            if token.startswith("--") and token.split("=")[0] not in own:
+                return f"; unknown argument {token}{did_you_mean(token, own)}"
+        return ""
+
+
+def did_you_mean(flag: str, flags: list[str]) -> str:
+    """ "; did you mean X?" for the known flag closest to a mistyped one, or ""."""
+    close = difflib.get_close_matches(flag.split("=")[0], flags, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def command_flags(parser: argparse.ArgumentParser, command: str | None) -> list[str]:
