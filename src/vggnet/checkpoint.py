@@ -47,7 +47,11 @@ def checkpoint_payload(model: VGG, extra: dict[str, Any] | None = None) -> dict[
 def save_checkpoint(
     path: str | os.PathLike, model: VGG, extra: dict[str, Any] | None = None
 ) -> None:
-    """Write ``model`` (plus optional ``extra`` entries, e.g. training state) atomically."""
+    """Write ``model`` to ``path`` atomically: weights, spec and card in one file.
+
+    ``extra``: further entries (a run's training state); the old file stays whole until
+    the new one is complete.
+    """
     atomic_save(checkpoint_payload(model, extra), path)
 
 
@@ -154,5 +158,9 @@ def model_from_payload(payload: dict, source: str) -> VGG:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> VGG:
-    """Load a vggnet checkpoint into a ready-to-use model (eval mode) with its metadata."""
+    """Load a vggnet checkpoint (torch or safetensors file) at ``path``; never runs its code.
+
+    ``map_location``: where the tensors go. Returns the model in eval mode with its card
+    (``classes``, ``preprocessing``, ``train_scale``).
+    """
     return model_from_payload(read_checkpoint(path, map_location), f"checkpoint {path}")

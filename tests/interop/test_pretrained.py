@@ -205,3 +205,12 @@ def test_readme_example_on_torchvisions_real_size_vgg16_file(tmp_path, monkeypat
         model.classes[int(ours.argmax())]
         == tv.models.VGG16_Weights.IMAGENET1K_V1.meta["categories"][int(theirs.argmax())]
     )
+
+
+def test_a_file_in_keras_own_cache_is_found(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    held = tmp_path / "keras" / "models" / "vgg19_weights_tf_dim_ordering_tf_kernels.h5"
+    held.parent.mkdir(parents=True)
+    held.write_bytes(b"h5")
+    assert pretrained.pretrained_file("vgg19.keras_in1k", download_missing=False) == held

@@ -46,7 +46,7 @@ def test_a_tiny_net_learns(tmp_path, run_cli):
     model = load_checkpoint(run / "best.ckpt")
     assert model.classes == ["class0", "class1", "class2", "class3"]
     assert model.train_scale == (40, 40) and model.spec.crop_size == 32
-    assert "epoch 10/10: loss" in out  # summary lines on stdout, progress bars on stderr
+    assert "epoch 10/10: train loss" in out  # summary lines on stdout, progress bars on stderr
 
 
 def test_label_smoothing_keeps_the_loss_above_the_smoothed_targets_entropy(tmp_path, run_cli):

@@ -79,7 +79,8 @@ def check_layers(model: VGG, layers: Sequence[str]) -> None:
 def extract_features(
     model: VGG, images: torch.Tensor, layers: str | Sequence[str]
 ) -> dict[str, torch.Tensor]:
-    """Outputs of the named layers for preprocessed ``images``, in one pass to the deepest tap.
+    """Outputs of ``model``'s named layers for preprocessed ``images``, in one pass to the
+    deepest tap; returns a dict of layer name to tensor, in the order asked.
 
     ReLUs run out of place, so a tapped tensor is never overwritten and autograd works
     through every tap. Conv taps take any image size; FC taps are (N, C) at the crop
@@ -124,8 +125,10 @@ def extract_features(
 class PerceptualLoss(nn.Module):
     """Feature-matching loss: weighted mean squared differences of VGG features of two images.
 
-    Inputs are RGB images in [0, 1] (``input_range=(0, 1)``) or [-1, 1]; the model's own
-    stored preprocessing (mean, std, channel order) is applied, and its weights are frozen.
+    ``model``: a VGG or a checkpoint path; ``layers``: the taps compared (default relu1_2,
+    relu2_2, relu3_3, relu4_3), each with one of ``weights`` (default 1). Inputs are RGB
+    images in [0, 1] (``input_range=(0, 1)``) or [-1, 1]; the model's own stored
+    preprocessing (mean, std, channel order) is applied, and its weights are frozen.
     """
 
     def __init__(

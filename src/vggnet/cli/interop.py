@@ -67,7 +67,7 @@ def add_interop_parsers(sub: Any) -> None:
         choices=ONNX_OUTPUTS,
         help="ONNX only: scores (default), the dense class score map (N, K, h, w); posteriors, the "
         "dense protocol's (N, K) soft-max of the averaged map. The input is (N, C, H, W), "
-        "preprocessed, H and W at least the crop size (smaller inputs are unsupported)",
+        "preprocessed, H and W at least the crop size (the graph fails on a smaller one)",
     )
 
 

@@ -41,6 +41,24 @@ class DensePosteriors(nn.Module):
         return self.dense(x).mean(dim=(2, 3)).softmax(1)
 
 
+class SizeGuard(nn.Module):
+    """Refuse, inside the graph, an input smaller than the crop size.
+
+    ONNX has no assertion; a zero-filled tensor of H - crop (and W - crop) elements,
+    summed into the output, makes the runtime fail on a negative size instead of
+    returning a map computed from too few pixels.
+    """
+
+    def __init__(self, net: nn.Module, crop: int) -> None:
+        super().__init__()
+        self.net, self.crop = net, crop
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2], x.shape[-1]
+        guard = x.new_zeros(height - self.crop).sum() + x.new_zeros(width - self.crop).sum()
+        return self.net(x) + guard
+
+
 def onnx_metadata(model: VGG, output: str) -> dict[str, str]:
     """The card and spec as ONNX ``metadata_props`` (string values; JSON where structured)."""
     card = model.card.to_dict()
@@ -53,7 +71,8 @@ def onnx_metadata(model: VGG, output: str) -> dict[str, str]:
         "output": output,
         "input": f"image: (N, {model.spec.in_channels}, H, W) float32, pixels in 0..1 "
         "normalised by 'preprocessing' (mean, std, channel order); H and W at least "
-        f"{model.spec.crop_size}, smaller inputs are unsupported and fail at fc6",
+        f"{model.spec.crop_size} (a smaller input fails: a ConstantOfShape node gets a "
+        "negative size)",
         "min_input_size": str(model.spec.crop_size),
     }
 
@@ -88,7 +107,8 @@ def export_onnx(
 
     ``output``: "scores", the dense class score map (N, K, h, w); or "posteriors", the
     dense protocol's class posteriors (N, K). The input ``image`` is (N, C, H, W),
-    preprocessed, with N, H and W dynamic (H, W >= the crop size). The card (classes,
+    preprocessed, with N, H and W dynamic; H or W below the crop size makes the runtime
+    fail rather than score too few pixels. The card (classes,
     preprocessing, training scale, vggnet version) is in the file's ``metadata_props``.
     A net over 2 GB (protobuf's limit) keeps its weights beside it in ``PATH.data``.
     """
@@ -99,7 +119,8 @@ def export_onnx(
     if output not in ONNX_OUTPUTS:
         raise VGGError(f"--output {output}: choose one of {', '.join(ONNX_OUTPUTS)}")
     model = model.cpu().eval()
-    net = (to_dense(model) if output == "scores" else DensePosteriors(model)).eval()
+    dense = to_dense(model) if output == "scores" else DensePosteriors(model)
+    net = SizeGuard(dense, model.spec.crop_size).eval()
     path = Path(path)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         raw = Path(tmp) / "graph.onnx"

@@ -16,7 +16,10 @@ from vggnet.model.vgg import FEATURE_STRIDE, VGG, VGGSpec
 
 
 class DenseVGG(nn.Module):
-    """The fully convolutional view of a VGG: same parameters, output a class score map."""
+    """The fully convolutional view of a VGG: same parameters, output a class score map.
+
+    ``model``: the VGG whose parameters it shares (changes to one are changes to both).
+    """
 
     def __init__(self, model: VGG) -> None:
         super().__init__()

@@ -20,7 +20,7 @@ def check_init(scheme: str) -> None:
 def initialize(model: nn.Module, scheme: str = "paper") -> None:
     """Initialise every conv and FC layer of ``model`` in place; biases zero, BN to identity.
 
-    paper: N(0, 0.01^2) weights (section 2); glorot: Glorot & Bengio uniform, which the
+    ``scheme`` is one of: paper: N(0, 0.01^2) weights (section 2); glorot: Glorot & Bengio uniform, which the
     authors later found trains the deep nets without pre-training; kaiming: He et al.
     normal (fan-in, ReLU gain).
     """
@@ -52,9 +52,10 @@ def _tensors(model: nn.Module, layer: str) -> dict[str, torch.Tensor]:
 def init_from_shallower(target: nn.Module, source: nn.Module) -> list[str]:
     """Copy net A's first four conv layers and three FC layers into a deeper net (section 2).
 
-    Layers are matched by Caffe name (conv1_1, conv2_1, conv3_1, conv3_2, fc6, fc7,
-    fc8); everything else in ``target`` keeps its initialisation. Returns the copied
-    layer names; refuses with a clear error when a layer is missing or shapes differ.
+    ``target``: the deeper net; ``source``: the trained net A. Layers are matched by
+    Caffe name (conv1_1, conv2_1, conv3_1, conv3_2, fc6, fc7, fc8); everything else in
+    ``target`` keeps its initialisation. Returns the copied layer names; refuses with a
+    clear error when a layer is missing or shapes differ.
     """
     for name in configs.SHALLOW_INIT_LAYERS:
         dst, src = _tensors(target, name), _tensors(source, name)

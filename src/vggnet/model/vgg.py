@@ -39,7 +39,14 @@ def valid_crop(size: int) -> bool:
 
 @dataclass(frozen=True)
 class VGGSpec:
-    """Everything that fixes a network's shape; stored in checkpoints to rebuild it."""
+    """Everything that fixes a network's shape; stored in checkpoints to rebuild it.
+
+    ``config``: a Table 1 name (A, A-LRN, B, C, D, E; vgg11..vgg19, a ``_bn`` suffix sets
+    ``batch_norm``). ``num_classes``: outputs of fc8. ``batch_norm``: BN after every conv.
+    ``in_channels``: input channels. ``width``: scale of every conv's channels.
+    ``fc_width``: width of fc6 and fc7. ``crop_size``: the training crop, a multiple of
+    32 (fc6 sees a crop_size/32 square map). ``dropout``: on fc6 and fc7.
+    """
 
     config: str
     num_classes: int = configs.NUM_CLASSES
@@ -324,8 +331,9 @@ def build_model(
     """Build a Table 1 network, initialised (``init``: paper, kaiming or glorot).
 
     ``config``: A, A-LRN, B, C, D, E, or torchvision's names (vgg11..vgg19; ``vgg16_bn`` is
-    D with batch norm). The other arguments change the shape (``VGGSpec``'s fields).
-    Returns the untrained ``VGG``.
+    D with batch norm). ``num_classes``, ``batch_norm``, ``in_channels``, ``width``,
+    ``fc_width``, ``crop_size`` and ``dropout`` change the shape, as ``VGGSpec``'s fields
+    of those names. Returns the untrained ``VGG``.
     """
     check_init(init)
     spec = VGGSpec(

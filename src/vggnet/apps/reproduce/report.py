@@ -213,7 +213,11 @@ def plot_depth(rows: list[dict], cells: list[Cell], path: Path) -> None:
             ax.plot([m[0] for m in mine], [m[1] for m in mine], "o-", label=f"train {tag}")
             for x, y, name in mine:
                 ax.annotate(name, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=8)
-    ax.set(xlabel="weight layers", ylabel="top-1 error (%)", title="Table 3: error vs depth")
+    ax.set(
+        xlabel="weight layers",
+        ylabel="top-1 error (%)",
+        title=f"{path.parent.name}: Table 3, error vs depth (one test scale)",
+    )
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -239,7 +243,7 @@ def plot_curves(out: Path, cells: list[Cell], path: Path) -> None:
                 label=cell.name,
             )
     ax.set(xlabel="epoch (of each cell's own run)", ylabel="val top-1 error (%)")
-    ax.set_title("training curves (centre crop at Q = S)")
+    ax.set_title(f"{out.name}: validation error per epoch (centre crop at Q = S)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
