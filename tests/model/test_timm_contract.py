@@ -75,8 +75,9 @@ def test_reset_classifier_replaces_fc8_only():
 
 def test_feature_info_matches_timms():
     timm = pytest.importorskip("timm")
-    theirs = timm.create_model("vgg16", features_only=True, pretrained=False).feature_info
-    ours = build_model("vgg16").feature_info
+    with torch.device("meta"):
+        theirs = timm.create_model("vgg16", features_only=True, pretrained=False).feature_info
+        ours = build_model("vgg16", init="kaiming").feature_info
     assert [t.num_chs for t in ours] == theirs.channels()[:5]
     assert [t.reduction for t in ours] == theirs.reduction()[:5]
     assert [t.module for t in ours] == ["relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3"]
