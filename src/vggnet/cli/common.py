@@ -21,7 +21,7 @@ from vggnet.errors import VGGError
 from vggnet.model.vgg import VGGSpec
 
 DEVICE_HELP = "cpu, cuda or cuda:N (default: cuda if available)"
-DATA_HELP = "folder, fashion-mnist[:PATH] or synthetic[:...]"
+DATA_HELP = "folder, fashion-mnist[:PATH], fashion-mnist-canvas[:k=v,...] or synthetic[:...]"
 INFERENCE_PRECISIONS = ("auto", *PRECISIONS)
 SPLITS = ("train", "val")
 

@@ -1,4 +1,5 @@
-"""``vggnet data stats|check``: a data set's colour statistics, and the files it cannot use."""
+"""``vggnet data stats|check|sheet``: a data set's colour statistics, the files it cannot
+use, and a contact sheet of its first images."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from vggnet.cli.common import DATA_HELP, SPLITS, at_least, check_output
 from vggnet.data.check import find_bad_images
+from vggnet.data.sheet import save_sheet
 from vggnet.data.sources import FolderSource, open_source
 from vggnet.data.stats import SAMPLE_IMAGES, ChannelStats, compute_stats, save_stats
 
@@ -27,6 +29,13 @@ def add_data_parser(sub: Any) -> None:
         default=SAMPLE_IMAGES,
         help=f"sample size for large sets (default {SAMPLE_IMAGES})",
     )
+    sheet = data_sub.add_parser(
+        "sheet", help="a PNG of the first images with their classes (and boxes, if any)"
+    )
+    sheet.add_argument("spec", metavar="SPEC", help=DATA_HELP)
+    sheet.add_argument("--out", required=True, metavar="PNG")
+    sheet.add_argument("--split", choices=SPLITS, default="train")
+    sheet.add_argument("--count", type=at_least(1), default=64, help="images (default 64)")
     check = data_sub.add_parser("check", help="list every file that cannot be decoded")
     check.add_argument("spec", metavar="SPEC")
     check.add_argument("--split", choices=(*SPLITS, "both"), default="both")
@@ -56,6 +65,11 @@ def print_stats(stats: ChannelStats, spec: str, total: int) -> None:
 
 def run_data(args: argparse.Namespace) -> int:
     """``vggnet data stats|check``; check exits 1 when some file is unusable."""
+    if args.data_command == "sheet":
+        check_output(args.out, "--out")
+        save_sheet(open_source(args.spec, args.split), args.out, args.count)
+        print(f"wrote {args.out}")
+        return 0
     if args.data_command == "stats":
         check_output(args.out, "--out")
         source = open_source(args.spec, "train")

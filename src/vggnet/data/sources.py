@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from vggnet.data.canvas import CanvasOptions, Scene, parse_canvas_options, render_scene
 from vggnet.data.idx import read_idx
 from vggnet.data.images import decode_image, pil_to_tensor
 from vggnet.data.synthetic import synthetic_image, synthetic_label
@@ -302,7 +303,52 @@ class DigitsSource:
         return torch.from_numpy(self.images[i])[None], (8, 8)
 
 
-Source = FolderSource | FashionMNISTSource | SyntheticSource | DigitsSource
+@dataclass
+class CanvasSource:
+    """Fashion-MNIST garments in generated scenes (``vggnet.data.canvas``), with their boxes.
+
+    Labels, classes and the train/val split are Fashion-MNIST's; a scene is rendered on
+    every read (about 1 ms), the same in every process.
+    """
+
+    root: Path = Path(FASHION_MNIST_DIR)
+    split: str = "train"
+    options: CanvasOptions = field(default_factory=CanvasOptions)
+    classes: list[str] = field(init=False)
+    channels: int = field(init=False)
+    labels: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.garments = FashionMNISTSource(Path(self.root), self.split)
+        limit = self.options.train if self.split == "train" else self.options.val
+        self.classes, self.labels = self.garments.classes, self.garments.labels[: limit or None]
+        self.channels = 3 if self.options.colour else 1
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def name(self, i: int) -> str:
+        """Where scene ``i`` comes from: its garment's place in Fashion-MNIST."""
+        return f"fashion-mnist-canvas:{self.garments.name(i)}"
+
+    def scene(self, i: int) -> Scene:
+        """Scene ``i``: image, object box, object opacity."""
+        return render_scene(self.garments.images, i, self.split, self.options)
+
+    def box(self, i: int) -> tuple[int, int, int, int]:
+        """Scene ``i``'s object box (x0, y0, x1, y1), pixels, x1 and y1 exclusive."""
+        return self.scene(i).box
+
+    def read(self, i: int, min_short_side: int | None = None) -> tuple[Tensor, tuple[int, int]]:
+        """Scene ``i`` as a (C, H, W) uint8 tensor, and its (width, height)."""
+        image = self.scene(i).image
+        return torch.from_numpy(image).permute(2, 0, 1).contiguous(), (
+            image.shape[1],
+            image.shape[0],
+        )
+
+
+Source = FolderSource | FashionMNISTSource | SyntheticSource | DigitsSource | CanvasSource
 
 SYNTHETIC_KEYS = {
     "classes": "num_classes",
@@ -316,8 +362,12 @@ SYNTHETIC_KEYS = {
 def open_source(
     spec: str, split: str = "train", val_labels: str | os.PathLike | None = None
 ) -> Source:
-    """Open the ``--data SPEC`` of every command: a folder, ``fashion-mnist[:PATH]`` or ``synthetic[:k=v,...]``."""
+    """Open the ``--data SPEC`` of every command: a folder, ``fashion-mnist[:PATH]``,
+    ``fashion-mnist-canvas[:k=v,...]``, ``synthetic[:k=v,...]`` or ``sklearn-digits``."""
     kind, _, arg = spec.partition(":")
+    if kind == "fashion-mnist-canvas":
+        scenes, folder = parse_canvas_options(arg)
+        return CanvasSource(Path(folder or FASHION_MNIST_DIR), split, scenes)
     if kind == "fashion-mnist":
         return FashionMNISTSource(Path(arg or FASHION_MNIST_DIR), split)
     if kind == "sklearn-digits":
@@ -336,7 +386,7 @@ def open_source(
     root = Path(spec)
     if not root.is_dir():
         raise VGGError(
-            f"--data {spec!r} is neither a folder nor 'fashion-mnist[:PATH]', 'synthetic[:...]' "
-            "or 'sklearn-digits'"
+            f"--data {spec!r} is neither a folder nor 'fashion-mnist[:PATH]', "
+            "'fashion-mnist-canvas[:...]', 'synthetic[:...]' or 'sklearn-digits'"
         )
     return FolderSource(root, split, Path(val_labels) if val_labels else None)
