@@ -186,7 +186,8 @@ def render_scene(garments: np.ndarray, index: int, split: str, opts: CanvasOptio
     canvas = background(rng, height, width)[..., None] * tint(rng, opts.colour)
     long_side = max(MIN_OBJECT, round(rng.uniform(*opts.scale) * min(height, width)))
     for _ in range(opts.clutter):
-        other = garments[int(rng.integers(len(garments)))]
+        other_index = int(rng.integers(max(len(garments) - 1, 1)))
+        other = garments[other_index + (other_index >= index and len(garments) > 1)]
         side = max(2, round(long_side * rng.uniform(*CLUTTER_SCALE)))
         texture, opacity = rescaled(tight_crop(other), side, float(rng.uniform(*CLUTTER_BLUR)))
         h, w = texture.shape
