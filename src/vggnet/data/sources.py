@@ -335,6 +335,11 @@ class CanvasSource:
         """Scene ``i``: image, object box, object opacity."""
         return render_scene(self.garments.images, i, self.split, self.options)
 
+    @property
+    def min_short_side(self) -> int:
+        """The smallest short side any scene can have (the ``size`` option's low end)."""
+        return self.options.size[0]
+
     def box(self, i: int) -> tuple[int, int, int, int]:
         """Scene ``i``'s object box (x0, y0, x1, y1), pixels, x1 and y1 exclusive."""
         return self.scene(i).box

@@ -61,8 +61,14 @@ class ReproduceSettings:
 
 
 def default_crop(data: str) -> int:
-    """224 for ImageNet-sized images; 32 (the smallest the five pools allow) for small ones."""
-    _, (width, height) = open_source(data, "train").read(0)
+    """224 for ImageNet-sized images; 32 (the smallest the five pools allow) for small ones;
+    for generated scenes whose smallest side is known (fashion-mnist-canvas), the largest
+    multiple of 32 that fits it (64 for the default canvases: 64 stands for 224)."""
+    source = open_source(data, "train")
+    smallest = getattr(source, "min_short_side", None)
+    if smallest is not None:
+        return min(224, max(32, smallest // 32 * 32))
+    _, (width, height) = source.read(0)
     return 224 if min(width, height) >= 224 else 32
 
 
