@@ -182,5 +182,10 @@ def test_a_tiny_scale_study_on_canvas_writes_every_table(fake_fashion, tmp_path,
     report = json.loads((out / "results.json").read_text())
     assert {r["table"] for r in report["rows"]} >= {3, 4, 5}
     text = (out / "RESULTS.md").read_text()
-    for title in ("## Table 3", "## Table 4", "## Table 5", "findings hold"):
+    for title in ("## Table 3", "## Table 4", "## Table 5", "findings hold", "## Compute"):
         assert title in text
+    compute = {r["net"]: r for r in report["compute"]}
+    assert set(compute) == {"A-S1", "D-S1", "D-S2", "D-jitter"}
+    assert all(
+        r["epochs"] == 1 and r["hours"] > 0 and r["images_per_s"] > 0 for r in compute.values()
+    )

@@ -11,6 +11,7 @@ from torch import nn
 
 from tests.helpers import tiny, train_args
 from vggnet import progress as progress_module
+from vggnet import save_checkpoint
 from vggnet.data import BatchNormalizer
 from vggnet.plots import plot_run, run_figure
 from vggnet.progress import LogProgress, format_duration
@@ -98,3 +99,19 @@ def test_the_figure_reads_alone(tmp_path, run_cli):
         line.get_marker() not in (None, "None", "") for ax in fig.axes for line in ax.get_lines()
     )
     assert Path(plot_run(run)).stat().st_size > 10_000
+
+
+def test_eval_progress_in_a_log_is_plain_lines(tmp_path, run_cli, monkeypatch):
+    monkeypatch.setattr(progress_module, "LOG_INTERVAL", 0.0)
+    model = tiny("A", num_classes=4, crop_size=32)
+    model.classes, model.train_scale = ["class0", "class1", "class2", "class3"], (32, 32)
+    save_checkpoint(tmp_path / "m.ckpt", model)
+    data = "synthetic:classes=4,train=4,val=24,size=40"
+    status, _, err = run_cli(
+        "eval", "--checkpoint", tmp_path / "m.ckpt", "--data", data, "--batch-size", "8",
+        "--method", "center", "--device", "cpu",
+    )  # fmt: skip
+    assert status == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("evaluating: ")]
+    assert lines and lines[-1].startswith("evaluating: 24/24 imgs (100%)")
+    assert "\r" not in err and "0%|" not in err

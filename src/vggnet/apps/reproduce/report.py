@@ -326,6 +326,42 @@ def table_sections(rows: list[dict]) -> list[str]:
     ]
 
 
+def compute_rows(out: Path, cells: list[Cell]) -> list[dict]:
+    """What each net cost to train, from its metrics.jsonl: epochs, training images/s (the
+    mean of each epoch's rate) and wall-clock hours (training, validation, checkpoints)."""
+    rows = []
+    for cell in cells:
+        records = read_metrics(out / "cells" / cell.name / "train")
+        epochs = [r for r in records if r["kind"] == "epoch"]
+        steps = [r for r in records if r["kind"] == "step" and r.get("images_per_s")]
+        last_of_epoch = {r["epoch"]: r["images_per_s"] for r in steps}
+        seconds = sum(
+            r.get(k) or 0.0
+            for r in epochs
+            for k in ("train_seconds", "val_seconds", "checkpoint_seconds")
+        )
+        rate = sum(last_of_epoch.values()) / len(last_of_epoch) if last_of_epoch else None
+        rows.append(
+            {"net": cell.name, "epochs": len(epochs), "images_per_s": rate, "hours": seconds / 3600}
+        )
+    return rows
+
+
+def compute_section(rows: list[dict]) -> list[str]:
+    """The compute table of RESULTS.md."""
+    lines = [
+        "## Compute (training, this machine)",
+        "",
+        "| net | epochs | train img/s | wall hours |",
+    ]
+    lines.append("|---|---|---|---|")
+    for r in rows:
+        rate = f"{r['images_per_s']:.0f}" if r["images_per_s"] else "-"
+        lines.append(f"| {r['net']} | {r['epochs']} | {rate} | {r['hours']:.2f} |")
+    total = sum(r["hours"] for r in rows)
+    return [*lines, f"| all | | | {total:.2f} |", ""]
+
+
 def write_report(out, s, fixed, cells, rows, scales) -> dict:
     """RESULTS.md, results.json, depth.png and curves.png in ``out``; prints the tables."""
     out = Path(out)
@@ -342,6 +378,7 @@ def write_report(out, s, fixed, cells, rows, scales) -> dict:
         },
         "rows": rows,
         "findings": findings(rows),
+        "compute": compute_rows(out, cells),
     }
     write_json(out / "results.json", report)
     plot_depth(rows, cells, out / "depth.png")
@@ -358,6 +395,7 @@ def write_report(out, s, fixed, cells, rows, scales) -> dict:
         "",
         *[f"- {line}" for line in report["findings"]],
         "",
+        *compute_section(report["compute"]),
         "Figures: `depth.png` (Table 3's error against depth per training scale), "
         "`curves.png` (each net's validation error per epoch).",
         "",
