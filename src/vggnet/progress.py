@@ -36,7 +36,8 @@ class LogProgress:
         file: TextIO | None = None,
         interval: float = LOG_INTERVAL,
     ) -> None:
-        self.total, self.desc, self.unit, self.n = total, desc, unit, initial
+        self.total, self.desc, self.unit = total, desc, unit
+        self.n = self.first = initial  # a resumed epoch starts part-way
         self.file = file or sys.stderr
         self.interval = interval
         self.postfix: dict[str, Any] = {}
@@ -62,7 +63,7 @@ class LogProgress:
     def write_line(self, now: float) -> None:
         """One line: done/total, rate, time left, and the postfix."""
         elapsed = now - self.start
-        rate = self.n / elapsed if elapsed > 0 else 0.0
+        rate = (self.n - self.first) / elapsed if elapsed > 0 else 0.0
         left = (self.total - self.n) / rate if rate > 0 else 0.0
         extra = "".join(f", {k} {v}" for k, v in self.postfix.items())
         share = 100 * self.n / self.total if self.total else 100.0
@@ -75,7 +76,8 @@ class LogProgress:
 
     def close(self) -> None:
         """A last line, unless nothing happened (a run that stopped before its first step)."""
-        if not self.closed and self.n and time.monotonic() - self.start >= self.interval:
+        done = self.n > self.first
+        if not self.closed and done and time.monotonic() - self.start >= self.interval:
             self.write_line(time.monotonic())
         self.closed = True
 

@@ -164,6 +164,10 @@ def test_import_pretrained_writes_a_checkpoint(tiny_release, tmp_path, run_cli):
     assert back.classes[0] == "tench" and back.spec.config == "A"
     status, _, err = run_cli("import", "--out", tmp_path / "w.ckpt")
     assert status == 2 and "a FILE with --format, or --pretrained NAME" in err
+    status, _, err = run_cli(
+        "import", "--pretrained", "vgg11", "--config", "D", "--out", tmp_path / "x.ckpt"
+    )
+    assert status == 2 and "--config does not go with --pretrained" in err
     status, out, _ = run_cli("info", "--pretrained")
     assert status == 0 and "vgg11.tv_in1k" in out and "yes" in out  # now cached
 

@@ -93,6 +93,9 @@ def run_import(args: argparse.Namespace) -> None:
     if (args.file is None) == (args.pretrained is None):
         raise VGGError("vggnet import takes a FILE with --format, or --pretrained NAME: give one")
     if args.pretrained is not None:
+        given = [flag for flag, v in (("--format", args.format), ("--config", args.config)) if v]
+        if given:
+            raise VGGError(f"{given[0]} does not go with --pretrained: the name fixes the weights")
         check_output(args.out, "--out")
         model = load_pretrained(args.pretrained)
     else:

@@ -20,9 +20,9 @@ def check_init(scheme: str) -> None:
 def initialize(model: nn.Module, scheme: str = "paper") -> None:
     """Initialise every conv and FC layer of ``model`` in place; biases zero, BN to identity.
 
-    ``scheme`` is one of: paper: N(0, 0.01^2) weights (section 2); glorot: Glorot & Bengio uniform, which the
-    authors later found trains the deep nets without pre-training; kaiming: He et al.
-    normal (fan-in, ReLU gain).
+    ``scheme``: "paper", N(0, 0.01^2) weights (section 2); "glorot", Glorot & Bengio
+    uniform, which the authors later found trains the deep nets without pre-training;
+    "kaiming", He et al. normal (fan-in, ReLU gain).
     """
     check_init(scheme)
     for module in model.modules():
