@@ -76,7 +76,7 @@ def test_onnx_dense_net_matches_pytorch_at_three_sizes(config, tmp_path, run_cli
             session.run(None, {"image": np.zeros((1, 3, h, w), np.float32)})
 
 
-@pytest.mark.parametrize("name", ["vgg11", "vgg13_bn"])
+@pytest.mark.parametrize("name", ["vgg11", pytest.param("vgg13_bn", marks=pytest.mark.slow)])
 def test_timm_import_matches_timm(name, tmp_path, run_cli):
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)

@@ -34,7 +34,15 @@ def randomised(name: str, **kwargs) -> torch.nn.Module:
     return model.eval()
 
 
-@pytest.mark.parametrize("name", list(TORCHVISION))
+# Each case builds a full-size net (133-144M parameters, about 6 s): make test checks one
+# plain and one batch-norm net, make test-slow the other six.
+FAST_CASES = ("vgg16", "vgg16_bn")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n if n in FAST_CASES else pytest.param(n, marks=pytest.mark.slow) for n in TORCHVISION],
+)
 def test_imported_logits_equal_torchvision(name):
     reference = randomised(name)
     ours = import_torchvision(reference.state_dict())

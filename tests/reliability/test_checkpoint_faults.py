@@ -92,7 +92,9 @@ def fill(disk: Path, leave: int) -> Path:
     ("leave", "failing"),
     [
         (256 * 1024, "last.ckpt"),  # room for the logs, not for the checkpoint (~1.2 MB)
-        (0, "config.json"),  # nothing at all: the first file the resumed run writes
+        pytest.param(  # nothing at all: the first file the resumed run writes
+            0, "config.json", marks=pytest.mark.slow
+        ),
     ],
 )
 def test_a_full_disk_is_one_line_naming_the_file_and_keeps_the_previous_checkpoint(
