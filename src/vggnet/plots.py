@@ -81,7 +81,8 @@ def run_title(run_dir: Path) -> str:
 
 def draw(ax: Any, x: list[float], y: list[float], label: str | None = None, **style: Any) -> None:
     """One curve, with markers when it has few points."""
-    marker = style.pop("marker", "o") if len(x) < FEW_POINTS else None
+    wanted = style.pop("marker", "o")
+    marker = wanted if len(x) < FEW_POINTS else None
     ax.plot(x, y, marker=marker, markersize=4, label=label, **style)
 
 

@@ -140,6 +140,7 @@ def test_eval_channels_last_default_equals_contiguous(trained, run_cli, tmp_path
     assert results[0]["top5_error"] == results[1]["top5_error"]
 
 
+@pytest.mark.slow  # a benchmark script's smoke run (9 s): make test-slow
 def test_batch_norm_folding_benchmark_runs_and_agrees(tmp_path):
     """tools/bench/batch_norm_folding.py on a tiny Fashion-MNIST and BN net: both sides agree."""
     (tmp_path / "fm").mkdir()

@@ -115,3 +115,21 @@ def test_eval_progress_in_a_log_is_plain_lines(tmp_path, run_cli, monkeypatch):
     lines = [line for line in err.splitlines() if line.startswith("evaluating: ")]
     assert lines and lines[-1].startswith("evaluating: 24/24 imgs (100%)")
     assert "\r" not in err and "0%|" not in err
+
+
+def test_a_long_run_draws_lines_without_markers(tmp_path):
+    records = [
+        {"kind": "step", "step": s, "epoch": 1 + s // 10, "loss": 1.0, "lr": 0.1}
+        for s in range(1, 400)
+    ]
+    records += [
+        {"kind": "epoch", "step": 10 * e, "epoch": e, "train_loss": 1.0, "lr": 0.1,
+         "train_top1_error": 20.0, "val_top1_error": 10.0, "val_top5_error": 1.0}
+        for e in range(1, 41)
+    ]  # fmt: skip
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    fig = run_figure(tmp_path)
+    assert all(
+        line.get_marker() in (None, "None", "") for ax in fig.axes for line in ax.get_lines()
+    )
+    assert [line.get_label() for line in fig.axes[1].get_lines()][-1] == "val top-5"
