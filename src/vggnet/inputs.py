@@ -84,7 +84,8 @@ def create_transform(
 
     ``method``: "center" (rescale the smallest side to Q, cut the central crop: the
     ``center`` protocol) or "dense" (rescale only: feed the whole image, the ``dense``
-    protocol). ``test_scale``: Q (see ``resolve_data_config``). Returns a ``v2.Compose`` whose output is a float (C, H, W) tensor.
+    protocol). ``test_scale``: Q (see ``resolve_data_config``). Returns a ``v2.Compose``
+    whose output is a float (C, H, W) tensor.
     """
     if method not in TRANSFORM_METHODS:
         raise VGGError(f"method {method!r}: choose one of {', '.join(TRANSFORM_METHODS)}")

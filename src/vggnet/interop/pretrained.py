@@ -194,8 +194,9 @@ def load_pretrained(name: str, download: bool = True, progress: bool = True) -> 
 
     ``name``: one of ``list_pretrained()`` (``vgg16`` alone means ``vgg16.tv_in1k``).
     ``download``: fetch the file when no cache holds it (verified against the published
-    checksum), with a progress bar on stderr if ``progress``. Returns the net in eval mode; its card carries the preprocessing the
-    weights expect, so ``vggnet.create_transform(model)`` feeds it correctly.
+    checksum), with a progress bar on stderr if ``progress``. Returns the net in eval
+    mode; its card carries the preprocessing the weights expect, so
+    ``vggnet.create_transform(model)`` feeds it correctly.
     """
     weights = weights_for(name)
     path = pretrained_file(name, download, progress)
