@@ -84,6 +84,7 @@ def process_group(
     d = setup(device_type, timeout_s)
     try:
         yield d
+        barrier(d)  # leave together: a process torn down while a peer still works can abort
     except RuntimeError as err:
         if not (d.enabled and is_peer_failure(err)):
             raise
