@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from typing import Any
 
 from vggnet.checkpoint import export_safetensors, load_checkpoint, save_checkpoint
@@ -76,12 +75,8 @@ def run_info(args: argparse.Namespace) -> None:
     if args.pretrained:
         print(format_pretrained())
         return
-    names = [configs.resolve_config(c) for c in args.configs] or list(configs.CONFIGS)
+    names = args.configs or list(configs.CONFIGS)  # VGGSpec reads vgg16_bn as D with BN
     specs = [VGGSpec(name, **shape_of(args)) for name in names]  # type: ignore[arg-type]
-    specs = [  # vgg16_bn: D with batch norm
-        replace(spec, batch_norm=True) if configs.resolve_name(c)[1] else spec
-        for spec, c in zip(specs, args.configs or names, strict=True)
-    ]
     if args.configs:
         print("\n\n".join(format_layer_table(spec) for spec in specs))
     else:
