@@ -36,6 +36,37 @@ def write_image_folder(
                 img.resize(size).save(folder / f"{i}.{ext}", fmt)
 
 
+def voc_xml(objects, size=(80, 60)) -> str:
+    """A VOC / ImageNet annotation: ``objects`` as (name, xmin, ymin, xmax, ymax), 1-based."""
+    body = "".join(
+        f"<object><name>{n}</name><bndbox><xmin>{a}</xmin><ymin>{b}</ymin>"
+        f"<xmax>{c}</xmax><ymax>{d}</ymax></bndbox></object>"
+        for n, a, b, c, d in objects
+    )
+    size_xml = f"<size><width>{size[0]}</width><height>{size[1]}</height></size>" if size else ""
+    return f"<annotation><filename>x</filename>{size_xml}{body}</annotation>"
+
+
+def write_box_folder(root, boxes_dir, skip=(), train=3, val=2) -> None:
+    """A 2-class folder of 80x60 PNGs named SPLIT-CLASS-I, with a VOC file per image in
+    ``boxes_dir`` (the class's box, top left or bottom right by turns, and a whole-image
+    "other"), except the ``skip`` stems."""
+    from pathlib import Path
+
+    root, boxes_dir = Path(root), Path(boxes_dir)
+    write_image_folder(root, train=train, val=val, fmt="PNG")
+    boxes_dir.mkdir(exist_ok=True)
+    for split, count in (("train", train), ("val", val)):
+        for c, name in enumerate(("cat", "dog")):
+            for i in range(count):
+                stem = f"{split}-{name}-{i}"
+                (root / split / name / f"{i}.png").rename(root / split / name / f"{stem}.png")
+                if stem not in skip:
+                    box = (11 + c, 6, 50, 40) if i % 2 == 0 else (41, 21, 80, 60)
+                    objects = [(name, *box), ("other", 1, 1, 80, 60)]
+                    (boxes_dir / f"{stem}.xml").write_text(voc_xml(objects))
+
+
 DATA = "synthetic:classes=4,train=48,val=16,size=40"
 SMALL = [
     "--data",

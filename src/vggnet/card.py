@@ -13,6 +13,17 @@ from typing import Any
 
 from vggnet.preprocessing import Preprocessing
 
+# Appendix A's two localisation nets: a box per class (PCR) or one box for all (SCR).
+BOX_REGRESSIONS = ("per-class", "single-class")
+BOX_PARAMS = 4  # centre x, centre y, width, height
+
+
+def net_outputs(num_classes: int, box_regression: str | None) -> int:
+    """fc8's outputs: one score per class, or 4 box numbers per class (PCR) or in all (SCR)."""
+    if box_regression is None:
+        return num_classes
+    return BOX_PARAMS * (num_classes if box_regression == "per-class" else 1)
+
 
 @dataclass(frozen=True)
 class Card:
@@ -22,11 +33,14 @@ class Card:
     ``preprocessing``: how 0..1 pixels become its input (mean, std, channel order).
     ``train_scale``: the (Smin, Smax) it was trained at (Smin = Smax: a fixed S), or None;
     the test protocols derive their default scales from it (Tables 3 and 4).
+    ``box_regression``: None for a classifier; for a localisation net (Appendix A) whether
+    it predicts a box per class (``per-class``) or one box (``single-class``).
     """
 
     preprocessing: Preprocessing = field(default_factory=Preprocessing.paper)
     classes: tuple[str, ...] | None = None
     train_scale: tuple[int, int] | None = None
+    box_regression: str | None = None
 
     @classmethod
     def default_for(cls, channels: int) -> Card:
@@ -47,6 +61,7 @@ class Card:
             "classes": list(self.classes) if self.classes is not None else None,
             "preprocessing": self.preprocessing.to_dict(),
             "train_scale": list(self.train_scale) if self.train_scale is not None else None,
+            **({"box_regression": self.box_regression} if self.box_regression else {}),
         }
 
     @classmethod
@@ -56,4 +71,5 @@ class Card:
             preprocessing=Preprocessing.from_dict(payload["preprocessing"]),
             classes=payload.get("classes"),
             train_scale=payload.get("train_scale"),
+            box_regression=payload.get("box_regression"),
         )

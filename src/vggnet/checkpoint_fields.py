@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from vggnet.card import BOX_REGRESSIONS, net_outputs
 from vggnet.errors import VGGError
 from vggnet.model import VGGSpec
 from vggnet.preprocessing import CHANNEL_ORDERS
@@ -109,11 +110,21 @@ def check_spec(model: Any, check: FieldChecker) -> VGGSpec:
 
 def check_metadata(payload: dict[str, Any], spec: VGGSpec, check: FieldChecker) -> None:
     """Class names, preprocessing and training scale: what using the net needs besides weights."""
+    regression = payload.get("box_regression")
+    rule = f"None or one of {BOX_REGRESSIONS}"
+    check.require(
+        regression is None or regression in BOX_REGRESSIONS, "box_regression", rule, regression
+    )
     classes = payload.get("classes")
     if classes is not None:
-        rule = f"a list of {spec.num_classes} class names (one per output)"
+        rule = f"a list of class names, one per output (fc8 has {spec.num_classes})"
+        if regression is not None:
+            rule = (
+                f"a list of class names ({regression} box regression, {spec.num_classes} outputs)"
+            )
         check.require(isinstance(classes, list | tuple), "classes", rule, classes)
-        check.require(len(classes) == spec.num_classes, "classes", rule, classes)
+        outputs = net_outputs(len(classes), regression)
+        check.require(outputs == spec.num_classes, "classes", rule, classes)
         check.require(all(isinstance(c, str) for c in classes), "classes", rule, classes)
     pre = payload["preprocessing"]
     check.require(isinstance(pre, dict), "preprocessing", "a dict (mean, std, channel_order)", pre)

@@ -191,6 +191,7 @@ RECORD_FIELDS: dict[str, dict[str, type]] = {
         "lr": float,
         "val_top1_error": float,
         "val_top5_error": float,
+        "val_loc_error": float,
     },
     "resume": {"step": int},
 }
@@ -247,3 +248,9 @@ def read_metrics(
     if bad and warn is not None:
         warn(f"{path}: {bad} unreadable line{'s' if bad > 1 else ''} skipped")
     return records
+
+
+def primary_error(record: dict) -> float:
+    """The validation error a run is steered and judged by: a localisation net's protocol (a)
+    error (``val_loc_error``), else top-1."""
+    return record["val_loc_error"] if "val_loc_error" in record else record["val_top1_error"]

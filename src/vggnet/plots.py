@@ -102,12 +102,18 @@ def run_figure(run_dir: str | os.PathLike, warn: Callable[[str], None] | None = 
         draw(axes[2], step_x, values(steps, "lr"))
     if epochs:
         x = [float(r["epoch"]) for r in epochs]
+        boxes = any(r.get("val_loc_error") is not None for r in epochs)
         if any(r.get("train_top1_error") is not None for r in epochs):
-            draw(axes[1], x, values(epochs, "train_top1_error"), "train top-1", ls="--")
-        draw(axes[1], x, values(epochs, "val_top1_error"), "val top-1")
-        draw(axes[1], x, values(epochs, "val_top5_error"), "val top-5", marker="s")
+            label = "train box (IoU <= 0.5)" if boxes else "train top-1"
+            draw(axes[1], x, values(epochs, "train_top1_error"), label, ls="--")
+        if boxes:
+            draw(axes[1], x, values(epochs, "val_loc_error"), "val localisation (true class)")
+        else:
+            draw(axes[1], x, values(epochs, "val_top1_error"), "val top-1")
+            draw(axes[1], x, values(epochs, "val_top5_error"), "val top-5", marker="s")
         axes[1].legend()
-    axes[0].set(title="training loss", xlabel="step", ylabel="cross-entropy")
+    loss = "Euclidean (boxes)" if any("val_loc_error" in r for r in epochs) else "cross-entropy"
+    axes[0].set(title="training loss", xlabel="step", ylabel=loss)
     axes[1].set(title="error (train: augmented crops)", xlabel="epoch", ylabel="error (%)")
     axes[2].set(title="learning rate", xlabel="step", ylabel="learning rate", yscale="log")
     for ax in axes:

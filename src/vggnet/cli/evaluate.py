@@ -20,6 +20,7 @@ from vggnet.cli.common import (
     check_output,
     scales,
 )
+from vggnet.cli.localization import add_task_flags, run_eval_localization, run_predict_localization
 from vggnet.errors import VGGError
 from vggnet.eval.analysis import (
     class_errors,
@@ -67,7 +68,11 @@ def add_eval_parser(sub: Any) -> None:
     e.add_argument("--split", choices=SPLITS, default=EVAL_DEFAULTS["split"])
     e.add_argument("--val-labels", metavar="FILE", help="labels of a flat val folder")
     e.add_argument(
-        "--method", type=resolve_method, choices=METHODS, default=DEFAULT_PROTOCOL.method
+        "--method",
+        type=resolve_method,
+        choices=METHODS,
+        help=f"test protocol (default {DEFAULT_PROTOCOL.method}; with --task localization: "
+        "dense, or center)",
     )
     e.add_argument(
         "--scales",
@@ -116,6 +121,7 @@ def add_eval_parser(sub: Any) -> None:
         "--save-scores", metavar="FILE", help="write per-image posteriors (for vggnet ensemble)"
     )
     e.add_argument("--dist-timeout", type=float, default=EVAL_DEFAULTS["dist_timeout"])
+    add_task_flags(e)
 
 
 def add_ensemble_parser(sub: Any) -> None:
@@ -157,7 +163,11 @@ def add_predict_parser(sub: Any) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top", type=at_least(1), default=5)
     p.add_argument(
-        "--method", type=resolve_method, choices=METHODS, default=DEFAULT_PROTOCOL.method
+        "--method",
+        type=resolve_method,
+        choices=METHODS,
+        help=f"test protocol (default {DEFAULT_PROTOCOL.method}; with --task localization: "
+        "dense, or center)",
     )
     p.add_argument(
         "--scales", type=scales, metavar="Q[,Q...]", help="default: Q = S (Table 3's rule)"
@@ -166,10 +176,15 @@ def add_predict_parser(sub: Any) -> None:
     add_device_flag(p)
     add_inference_flags(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_task_flags(p, predict=True)
 
 
 def run_eval(args: argparse.Namespace) -> None:
     """Evaluate one checkpoint or an ensemble with a protocol; print the table."""
+    if args.task == "localization":
+        return run_eval_localization(args)
+    check_classification(args)
+    args.method = args.method or DEFAULT_PROTOCOL.method
     check_output(args.json, "--json", args.checkpoint)
     check_output(args.save_scores, "--save-scores", [*args.checkpoint, *filter(None, [args.json])])
     scores = evaluate_checkpoints(
@@ -217,6 +232,15 @@ def finish_result(
         write_json(args.json, row)
     if args.save_scores:
         save_scores(scores, args.save_scores)
+
+
+def check_classification(args: argparse.Namespace) -> None:
+    """Refuse the localisation flags without --task localization, naming the flag."""
+    for flag in ("classifier", "boxes", "out"):
+        if getattr(args, flag, None):
+            raise VGGError(
+                f"--{flag} applies to --task localization only: add it, or drop --{flag}"
+            )
 
 
 def one_per_file(values: list | None, count: int, flag: str) -> list:
@@ -268,6 +292,10 @@ def run_predict(args: argparse.Namespace) -> int:
     Exit status 0: every image predicted; 1: some files failed (named on stderr, the rest
     printed); a refused command (a flag, the checkpoint) is 2, from ``main``.
     """
+    if args.task == "localization":
+        return run_predict_localization(args)
+    check_classification(args)
+    args.method = args.method or DEFAULT_PROTOCOL.method
     protocol = Protocol(args.method, args.scales, not args.no_flip)
     results, failures, used_scales = predict_images(
         args.checkpoint,

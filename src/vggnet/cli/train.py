@@ -11,12 +11,14 @@ import dataclasses
 import typing
 from typing import Any
 
+from vggnet.card import BOX_REGRESSIONS
 from vggnet.cli.common import DATA_HELP, DEVICE_HELP
 from vggnet.devices import PRECISIONS
 from vggnet.model.init import INITS
+from vggnet.model.localization import FINETUNE_LAYERS
 from vggnet.schedule import SCHEDULES
 from vggnet.train import train
-from vggnet.train.config import NORMALIZATIONS, TrainConfig
+from vggnet.train.config import NORMALIZATIONS, TASKS, TrainConfig
 
 # What each field means to a user; "(default X)" is added from the field unless the text
 # says the default itself (a default that depends on other settings).
@@ -44,7 +46,13 @@ FLAG_HELP: dict[str, str] = {
     "batch_norm": "batch norm after every conv",
     "init": "weight initialisation (paper: N(0, 0.01^2))",
     "init_from": "start from net A's first four convs and three FC layers",
-    "finetune_from": "start from a trained net of the same config",
+    "finetune_from": "start from a trained net of the same config (a localisation net: "
+    "from the classification net of the same S)",
+    "task": "classification, or localization: fc8 predicts boxes (paper Appendix A)",
+    "regression": "localization: a box per class (PCR) or one box for all (SCR)",
+    "finetune_layers": "localization: fine-tune all layers, or only fc6-fc8 (fc)",
+    "boxes": "localization on an image folder: folder of Pascal VOC / ImageNet XML box "
+    "files, one per image, matched by file name (searched recursively)",
     "schedule": "plateau (the paper's): lr / 10 when the val error stops falling; "
     "linear: warm up, then decay linearly to 0 at the end of --epochs",
     "warmup": "epochs of linear warm-up (--schedule linear)",
@@ -68,8 +76,11 @@ FLAG_CHOICES: dict[str, tuple[str, ...]] = {
     "init": INITS,
     "schedule": SCHEDULES,
     "normalize": NORMALIZATIONS,
+    "task": TASKS,
+    "regression": BOX_REGRESSIONS,
+    "finetune_layers": FINETUNE_LAYERS,
 }
-FLAG_METAVARS = {"init_from": "CKPT", "finetune_from": "CKPT", "val_labels": "FILE"}
+FLAG_METAVARS = {"init_from": "CKPT", "finetune_from": "CKPT", "val_labels": "FILE", "boxes": "DIR"}
 # One spelling across commands (--crop-size, as in `vggnet info` and ``crop_size=``); the
 # older spelling stays as an alias.
 FLAG_NAMES = {"crop": ("--crop-size", "--crop")}

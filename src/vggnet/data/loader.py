@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from vggnet.data.boxes import crop_box, to_crop_params
 from vggnet.data.images import BadImage
 from vggnet.data.sampler import GlobalBatchSampler
-from vggnet.data.transforms import TrainTransform, center_crop, rescale
+from vggnet.data.transforms import CropParams, TrainTransform, center_crop, rescale
 from vggnet.errors import VGGError
 
 
@@ -33,6 +34,7 @@ class Batch:
     alpha: torch.Tensor
     indices: torch.Tensor
     skipped: list[Skipped] = field(default_factory=list)
+    boxes: torch.Tensor | None = None  # localisation: each crop's target box (N, 4)
 
     @classmethod
     def empty(cls, skipped: list[Skipped]) -> Batch:
@@ -48,6 +50,7 @@ class Batch:
             self.alpha.pin_memory(),
             self.indices,
             self.skipped,
+            self.boxes.pin_memory() if self.boxes is not None else None,
         )
 
 
@@ -74,11 +77,26 @@ class SkipCounter:
 
 
 class TrainSet(Dataset):
-    """Training views of a source; items are addressed by (epoch, index) so workers need no state."""
+    """Training views of a source; items are addressed by (epoch, index) so workers need no state.
 
-    def __init__(self, source, transform: TrainTransform) -> None:
+    With ``boxes``, each item also carries its target box in the crop's frame, as a
+    localisation net predicts it (``vggnet.data.boxes``); the source must have boxes.
+    """
+
+    def __init__(self, source, transform: TrainTransform, boxes: bool = False) -> None:
         self.source = source
         self.transform = transform
+        self.boxes = boxes
+
+    def item(self, image: torch.Tensor, params: CropParams, index: int) -> tuple:
+        """One view's item: (crop, label, colour draws, index[, target box])."""
+        item = (image, int(self.source.labels[index]), params.alpha, index)
+        if not self.boxes:
+            return item
+        box = self.source.target_box(index)
+        crop = self.transform.crop
+        view = crop_box(box, params.full, params.scale, params.left, params.top, params.flip, crop)
+        return (*item, to_crop_params(view, crop))
 
     def __len__(self) -> int:
         return len(self.source)
@@ -89,7 +107,7 @@ class TrainSet(Dataset):
             image, params = self.transform(self.source, index, epoch)
         except BadImage as err:
             return Skipped(self.source.name(index), str(err))
-        return image, int(self.source.labels[index]), params.alpha, index
+        return self.item(image, params, index)
 
     def __getitems__(self, keys: list[tuple[int, int]]) -> list:
         """A whole batch at once (the DataLoader's fast path): same items as ``__getitem__``."""
@@ -105,7 +123,7 @@ class TrainSet(Dataset):
                     items[slot] = Skipped(self.source.name(index), str(view))
                 else:
                     image, params = view
-                    items[slot] = (image, int(self.source.labels[index]), params.alpha, index)
+                    items[slot] = self.item(image, params, index)
         return items
 
 
@@ -126,13 +144,14 @@ def collate(items: list) -> Batch:
     good, skipped = split_skipped(items)
     if not good:
         return Batch.empty(skipped)
-    images, labels, alpha, indices = zip(*good, strict=True)
+    images, labels, alpha, indices, *boxes = zip(*good, strict=True)
     return Batch(
         default_collate(list(images)),  # in a worker: stacked straight into shared memory
         torch.tensor(labels, dtype=torch.long),
         torch.tensor(alpha, dtype=torch.float32),
         torch.tensor(indices, dtype=torch.long),
         skipped,
+        torch.stack(boxes[0]) if boxes else None,
     )
 
 
@@ -199,9 +218,11 @@ def train_loader(
     sampler: GlobalBatchSampler,
     workers: int = 0,
     pin_memory: bool = False,
+    boxes: bool = False,
 ) -> DataLoader:
-    """Decoded, augmented uint8 training batches (see ``batch_loader``)."""
-    return batch_loader(TrainSet(source, transform), sampler, collate, workers, pin_memory)
+    """Decoded, augmented uint8 training batches (see ``batch_loader``), with target boxes if asked."""
+    dataset = TrainSet(source, transform, boxes)
+    return batch_loader(dataset, sampler, collate, workers, pin_memory)
 
 
 class RescaledSet(Dataset):

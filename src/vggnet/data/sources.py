@@ -303,6 +303,9 @@ class DigitsSource:
         return torch.from_numpy(self.images[i])[None], (8, 8)
 
 
+RECENT_SCENES = 512  # a batch's worth and more (about 10 MB of gray scenes)
+
+
 @dataclass
 class CanvasSource:
     """Fashion-MNIST garments in generated scenes (``vggnet.data.canvas``), with their boxes.
@@ -323,6 +326,7 @@ class CanvasSource:
         limit = self.options.train if self.split == "train" else self.options.val
         self.classes, self.labels = self.garments.classes, self.garments.labels[: limit or None]
         self.channels = 3 if self.options.colour else 1
+        self._recent: dict[int, Scene] = {}
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -332,8 +336,15 @@ class CanvasSource:
         return f"fashion-mnist-canvas:{self.garments.name(i)}"
 
     def scene(self, i: int) -> Scene:
-        """Scene ``i``: image, object box, object opacity."""
-        return render_scene(self.garments.images, i, self.split, self.options)
+        """Scene ``i``: image, object box, object opacity. The last few hundred are kept: a
+        localisation batch reads its images, then the boxes of the same scenes."""
+        scene = self._recent.pop(i, None)
+        if scene is None:
+            scene = render_scene(self.garments.images, i, self.split, self.options)
+        self._recent[i] = scene  # most recent last
+        if len(self._recent) > RECENT_SCENES:
+            del self._recent[next(iter(self._recent))]
+        return scene
 
     @property
     def min_short_side(self) -> int:

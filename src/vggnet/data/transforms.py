@@ -63,6 +63,7 @@ class CropParams:
     top: int
     flip: bool
     alpha: tuple[float, ...]
+    full: tuple[int, int] = (0, 0)  # the image's (width, height) before rescaling
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,9 @@ class Draw:
         width, height = rescaled_size(*full_size, self.scale)
         left = min(int(self.left * (width - crop + 1)), width - crop)
         top = min(int(self.top * (height - crop + 1)), height - crop)
-        return CropParams(self.scale, left, top, self.flip, self.alpha[:channels])
+        return CropParams(
+            self.scale, left, top, self.flip, self.alpha[:channels], (full_size[0], full_size[1])
+        )
 
 
 def draws(seed: int, epoch: int, indices, smin: int, smax: int, flip: bool = True) -> list[Draw]:

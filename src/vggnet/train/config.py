@@ -15,12 +15,14 @@ from typing import Any
 
 import torch
 
+from vggnet.card import BOX_REGRESSIONS
 from vggnet.checkpoint import read_checkpoint
 from vggnet.checkpoint_fields import FieldChecker, is_instance
 from vggnet.devices import check_precision, default_device
 from vggnet.distributed import Dist
 from vggnet.errors import VGGError
 from vggnet.model import configs
+from vggnet.model.localization import FINETUNE_LAYERS
 from vggnet.model.vgg import FEATURE_STRIDE, valid_crop
 from vggnet.schedule import SCHEDULES
 
@@ -29,6 +31,7 @@ FINETUNE_LR = 1e-3  # the paper's rate for S=384 nets started from S=256 ones
 
 # He and Glorot initialisations assume unit-variance inputs: 0..255 pixels less the mean
 # (the paper's normalisation, made for its N(0, 0.01^2) weights) make such nets diverge.
+TASKS = ("classification", "localization")
 NORMALIZATIONS = ("paper", "standard")  # the mean only; the mean and the per-channel std
 NORMALIZE_FOR_INIT = {"paper": "paper", "kaiming": "standard", "glorot": "standard"}
 
@@ -62,6 +65,10 @@ class TrainConfig:
     init: str = "paper"
     init_from: str | None = None
     finetune_from: str | None = None
+    task: str = "classification"  # or "localization": fc8 predicts boxes (Appendix A)
+    regression: str = "per-class"  # localization: a box per class (PCR) or one (SCR)
+    finetune_layers: str = "all"  # localization: all layers, or only fc6-fc8 ("fc")
+    boxes: str | None = None  # localization on image folders: the VOC XML files
     schedule: str = "plateau"  # the paper's; "linear" for a run of known length
     warmup: float = 0.0  # epochs of linear warm-up (linear schedule)
     patience: int = 3
@@ -265,3 +272,33 @@ def check_config(cfg: TrainConfig, d: Dist, device: torch.device) -> None:
             raise VGGError(f"--{name.replace('_', '-')} must be {rule}, got {getattr(cfg, name)}")
     if cfg.init_from and cfg.finetune_from:
         raise VGGError("--init-from and --finetune-from exclude each other: pick one")
+    check_task(cfg)
+
+
+def check_task(cfg: TrainConfig) -> None:
+    """The localisation flags: a known task, and a classification net to start from."""
+    if cfg.task not in TASKS:
+        raise VGGError(f"--task {cfg.task}: choose {' or '.join(TASKS)}")
+    if cfg.task == "classification":
+        for name, default in (
+            ("boxes", None),
+            ("regression", "per-class"),
+            ("finetune_layers", "all"),
+        ):
+            if getattr(cfg, name) != default:
+                flag = "--" + name.replace("_", "-")
+                raise VGGError(
+                    f"{flag} applies to --task localization only: add it, or drop {flag}"
+                )
+        return
+    if not cfg.finetune_from:
+        raise VGGError(
+            "--task localization starts from a trained classification net (Appendix A): "
+            "give --finetune-from CLS.ckpt"
+        )
+    if cfg.regression not in BOX_REGRESSIONS:
+        raise VGGError(f"--regression {cfg.regression}: choose {' or '.join(BOX_REGRESSIONS)}")
+    if cfg.finetune_layers not in FINETUNE_LAYERS:
+        raise VGGError(
+            f"--finetune-layers {cfg.finetune_layers}: choose {' or '.join(FINETUNE_LAYERS)}"
+        )

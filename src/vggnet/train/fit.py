@@ -18,31 +18,33 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from vggnet import devices
 from vggnet.checkpoint import checkpoint_payload, load_weights
-from vggnet.data import GlobalBatchSampler, SkipCounter, open_source, parse_scale, single_test_scale
+from vggnet.data import GlobalBatchSampler, SkipCounter, parse_scale, single_test_scale
 from vggnet.data.loader import shut_down_workers
 from vggnet.data.stats import save_stats
 from vggnet.devices import resolve_device
 from vggnet.distributed import Dist, all_sum, process_group
 from vggnet.errors import VGGError
 from vggnet.lagged import LaggedScalar
-from vggnet.metrics import MetricsLog, resident_mb
+from vggnet.metrics import MetricsLog, primary_error, resident_mb
 from vggnet.plots import plot_run
 from vggnet.progress import LogProgress, format_duration, progress
 from vggnet.serialization import append_text, atomic_link, atomic_save, write_json
 from vggnet.train.config import TrainConfig, check_config, config_for_run
 from vggnet.train.folder import RunClaim, RunLock, check_run_folder, file_identity, start_run_folder
 from vggnet.train.lines import epoch_line, run_summary
+from vggnet.train.localization import validate_boxes
 from vggnet.train.setup import (
     batch_normalizer,
     build_run_model,
     build_schedule,
     parameter_groups,
+    run_sources,
     shared_stats,
+    task_loss,
     training_batches,
     validation_loader,
     wrap_for_training,
@@ -84,8 +86,10 @@ def start_run(cfg: TrainConfig, payload: dict | None, d: Dist, claim: RunClaim) 
     device = resolve_device(cfg.device, d.local_rank if d.enabled else None)
     check_config(cfg, d, device)
     folder = Path(cfg.out)
-    train_src = open_source(cfg.data, "train")
-    val_src = open_source(cfg.data, "val", cfg.val_labels)
+    train_src, val_src = run_sources(
+        cfg,
+        lambda line: tqdm.write(f"vggnet: warning: {line}", file=sys.stderr) if d.is_main else None,
+    )
     stats, fresh_stats = shared_stats(train_src, folder / "stats.json", cfg.data, d)
     torch.manual_seed(cfg.seed)
     model = build_run_model(cfg, train_src.classes, train_src.channels, stats)
@@ -112,15 +116,17 @@ def start_run(cfg: TrainConfig, payload: dict | None, d: Dist, claim: RunClaim) 
     torch.manual_seed(cfg.seed + 1 + d.rank)  # the dropout stream
     if payload:
         state.restore(payload["train_state"], folder / "last.ckpt", device, d)
+    criterion, count_errors = task_loss(cfg)
     parts = StepParts(
         wrap_for_training(model, cfg, d, device),
         state.optimizer,
         state.scaler,
-        nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
+        criterion,
         batch_normalizer(model, stats, cfg, device),
         devices.autocast(cfg.precision, device),
         device,
         d.enabled,
+        count_errors,
     )
     loader, decode = training_batches(train_src, cfg, sampler, device)
     run = Run(cfg, d, folder, state, parts, sampler, loader, decode, val_src, resumed=bool(payload))
@@ -353,13 +359,14 @@ class Run:
         mark = time.perf_counter()
         if self.val_loader is None:
             self.val_loader = validation_loader(self.val_src, self.cfg, self.q, self.d)
-        result = validate(self.parts, self.val_loader, self.cfg, self.d)
+        result = self.validate()
         val_seconds = time.perf_counter() - mark
-        action = state.schedule.step(result["val_top1_error"])
+        error = primary_error(result)
+        action = state.schedule.step(error)
         state.epoch += 1
         state.step_in_epoch = 0
-        improved = result["val_top1_error"] < state.best_error
-        state.best_error = min(state.best_error, result["val_top1_error"])
+        improved = error < state.best_error
+        state.best_error = min(state.best_error, error)
         record = {
             "kind": "epoch",
             "step": state.step,
@@ -384,6 +391,15 @@ class Run:
         self.say(
             epoch_line(record, self.cfg, self.q, state.best_error, eta, self.skips.count, action)
         )
+
+    def validate(self) -> dict[str, float | int]:
+        """Centre-crop errors at Q: top-1 and top-5, or a localisation net's protocol (a)."""
+        cfg = self.cfg
+        if cfg.task == "localization":
+            return validate_boxes(
+                self.parts, self.val_loader, cfg.crop, self.q, cfg.regression, self.d
+            )
+        return validate(self.parts, self.val_loader, cfg, self.d)
 
     def train_error(self) -> float:
         """The epoch's top-1 error on its training crops (augmented, dropout on), in percent."""

@@ -9,7 +9,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from vggnet.metrics import read_metrics
+from vggnet.metrics import primary_error, read_metrics
 from vggnet.train.config import TrainConfig
 from vggnet.train.state import RunState
 
@@ -24,12 +24,21 @@ def epoch_line(
     action: str | None,
 ) -> str:
     """The line an epoch ends with: train loss and error, val errors, best so far, lr, time left."""
+    if "val_loc_error" in record:  # a localisation run: boxes right when IoU > 0.5
+        errors = (
+            f"box error {record['train_top1_error']:.2f}%; val localisation error "
+            f"{record['val_loc_error']:.2f}% (true class, centre crop, Q={q}, "
+            f"{record['val_images']} images; best {best_error:.2f}%)"
+        )
+    else:
+        errors = (
+            f"top-1 error {record['train_top1_error']:.2f}%; val error top-1 "
+            f"{record['val_top1_error']:.2f}%, top-5 {record['val_top5_error']:.2f}% (Q={q}, "
+            f"{record['val_images']} images; best top-1 error {best_error:.2f}%)"
+        )
     line = (
         f"epoch {record['epoch']}/{cfg.epochs}: train loss {record['train_loss']:.4f}, "
-        f"top-1 error {record['train_top1_error']:.2f}%; val error top-1 "
-        f"{record['val_top1_error']:.2f}%, top-5 {record['val_top5_error']:.2f}% (Q={q}, "
-        f"{record['val_images']} images; best top-1 error {best_error:.2f}%); "
-        f"lr {record['lr']:.1e}; run ETA {eta}"
+        f"{errors}; lr {record['lr']:.1e}; run ETA {eta}"
     )
     if skipped:
         line += f", {skipped} files skipped"
@@ -41,13 +50,14 @@ def epoch_line(
 
 
 def best_epoch(folder: Path) -> dict[str, Any] | None:
-    """The epoch record with the lowest validation top-1 error in the run's metrics."""
+    """The epoch record with the lowest validation error (top-1, or localisation) in the run."""
     epochs = [
         r
         for r in read_metrics(folder)
-        if r["kind"] == "epoch" and r.get("val_top1_error") is not None
+        if r["kind"] == "epoch"
+        and (r.get("val_top1_error") is not None or r.get("val_loc_error") is not None)
     ]
-    return min(epochs, key=lambda r: r["val_top1_error"]) if epochs else None
+    return min(epochs, key=primary_error) if epochs else None
 
 
 def run_summary(
@@ -65,8 +75,9 @@ def run_summary(
     line += " (this session)" if resumed else ""
     best, top = folder / "best.ckpt", best_epoch(folder)
     if best.exists() and top is not None:
+        what = "localisation" if "val_loc_error" in top else "top-1"
         line += (
-            f"; best val top-1 error {top['val_top1_error']:.2f}% at epoch {top['epoch']} ({best})"
+            f"; best val {what} error {primary_error(top):.2f}% at epoch {top['epoch']} ({best})"
         )
     run = shlex.quote(str(folder))
     if stopped_by:
@@ -76,4 +87,10 @@ def run_summary(
             f"{line}; next: vggnet train --out {run} --resume with a higher --epochs or --max-steps"
         )
     data = shlex.quote(cfg.data)
+    if cfg.task == "localization":
+        return (
+            f"{line}; next: vggnet eval --task localization --checkpoint "
+            f"{shlex.quote(str(best))} --classifier {shlex.quote(str(cfg.finetune_from))} "
+            f"--data {data}" + (f" --boxes {shlex.quote(cfg.boxes)}" if cfg.boxes else "")
+        )
     return f"{line}; next: vggnet eval --checkpoint {shlex.quote(str(best))} --data {data}"

@@ -6,6 +6,8 @@ Each function makes one part from the run's ``TrainConfig``; ``fit`` puts them t
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,12 @@ from vggnet.data import (
     GlobalBatchSampler,
     TrainTransform,
     center_loader,
+    open_source,
     parse_scale,
     shard_indices,
     train_loader,
 )
+from vggnet.data.boxes import box_source
 from vggnet.data.gpu import DeviceDecoder, encoded_train_loader
 from vggnet.data.sources import FashionMNISTSource, FolderSource
 from vggnet.data.stats import ChannelStats, cached_stats, compute_stats
@@ -30,8 +34,11 @@ from vggnet.distributed import Dist, broadcast_object
 from vggnet.errors import VGGError
 from vggnet.model import VGG, build_model
 from vggnet.model.init import init_from_shallower
+from vggnet.model.localization import freeze_convolutions, localization_net
 from vggnet.schedule import LinearSchedule, PlateauSchedule
 from vggnet.train.config import TrainConfig
+from vggnet.train.localization import BoxLoss, box_errors, box_validation_loader
+from vggnet.train.step import top1_errors
 
 
 def build_schedule(cfg: TrainConfig, steps_per_epoch: int) -> PlateauSchedule | LinearSchedule:
@@ -70,7 +77,15 @@ def build_run_model(
         source = load_checkpoint(cfg.finetune_from)
         if source.classes is not None and source.classes != model.classes:
             raise VGGError(f"--finetune-from {cfg.finetune_from} was trained on other classes")
+        if source.card.box_regression is not None:
+            raise VGGError(
+                f"--finetune-from {cfg.finetune_from} is a localisation net: "
+                "start from a classification net"
+            )
         load_weights(model, source.state_dict(), f"--finetune-from {cfg.finetune_from}")
+    if cfg.task == "localization":
+        model = localization_net(model, cfg.regression, cfg.init)
+        freeze_convolutions(model, cfg.finetune_layers)
     return model
 
 
@@ -126,10 +141,11 @@ def training_batches(
     """
     transform = TrainTransform(parse_scale(cfg.scale, cfg.crop), cfg.crop, cfg.seed)
     workers = cfg.workers if cfg.workers is not None else default_workers(source)
-    if device.type == "cuda" and isinstance(source, FolderSource):
+    boxes = cfg.task == "localization"  # boxes travel with decoded crops (CPU decoding)
+    if device.type == "cuda" and isinstance(source, FolderSource) and not boxes:
         loader = encoded_train_loader(source, transform, sampler, workers)
         return loader, DeviceDecoder(cfg.crop, device)
-    return train_loader(source, transform, sampler, workers, device.type == "cuda"), None
+    return train_loader(source, transform, sampler, workers, device.type == "cuda", boxes), None
 
 
 def batch_normalizer(
@@ -144,9 +160,35 @@ def batch_normalizer(
 
 
 def validation_loader(source: Any, cfg: TrainConfig, q: int, d: Dist) -> Any:
-    """Centre crops at Q of this process's shard of the validation images (made once per run)."""
+    """Centre crops at Q of this process's shard of the validation images (made once per run);
+    for a localisation run, the images at Q with their boxes."""
     indices = shard_indices(len(source), d.world_size, d.rank)
     workers = cfg.workers if cfg.workers is not None else default_workers(source)
+    if cfg.task == "localization":
+        return box_validation_loader(source, q, cfg.val_batch_size or cfg.batch_size, workers, d)
     return center_loader(
         source, q, cfg.crop, indices, cfg.val_batch_size or cfg.batch_size, workers
     )
+
+
+def run_sources(cfg: TrainConfig, warn: Callable[[str], None]) -> tuple[Any, Any]:
+    """The run's training and validation sources; a localisation run's carry boxes."""
+    train_src = open_source(cfg.data, "train")
+    val_src = open_source(cfg.data, "val", cfg.val_labels)
+    if cfg.task != "localization":
+        return train_src, val_src
+    boxed = [box_source(src, cfg.boxes, cfg.strict) for src in (train_src, val_src)]
+    for split, src in zip(("train", "val"), boxed, strict=True):
+        if src.missing:
+            warn(f"skipped {src.missing} {split} images with no box in --boxes {cfg.boxes}")
+    return boxed[0], boxed[1]
+
+
+def task_loss(
+    cfg: TrainConfig,
+) -> tuple[nn.Module, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+    """The run's loss and its training-error count: cross-entropy and top-1, or the box loss
+    and boxes with IoU <= 0.5."""
+    if cfg.task == "localization":
+        return BoxLoss(cfg.regression), partial(box_errors, regression=cfg.regression)
+    return nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), top1_errors

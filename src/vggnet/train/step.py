@@ -9,8 +9,9 @@ The loss is read a step later (``LaggedScalar``), so the device never waits for 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -21,6 +22,12 @@ from vggnet.data.erasing import erase, erasing_boxes
 from vggnet.distributed import Dist, all_sum
 from vggnet.metrics import error_percent, top_k_correct
 from vggnet.train.config import TrainConfig
+from vggnet.train.localization import box_targets
+
+
+def top1_errors(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """How many of a batch's top-1 predictions are wrong (a device count, no sync)."""
+    return (scores.argmax(1) != labels).sum()
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,10 @@ class StepParts:
     autocast: Any  # a context manager (bf16 / fp16 autocast, or nothing)
     device: torch.device
     distributed: bool
+    # A batch's training errors, counted on the device: top-1 (or boxes with IoU <= 0.5).
+    count_errors: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = field(
+        default=lambda scores, labels: top1_errors(scores, labels)
+    )
 
 
 def step_inputs(
@@ -56,6 +67,8 @@ def step_inputs(
     device = parts.device
     images = batch.images.to(device, non_blocking=True)
     labels = batch.labels.to(device, non_blocking=True)
+    if batch.boxes is not None:  # localisation: the class and its box
+        labels = box_targets(labels, batch.boxes.to(device, non_blocking=True))
     alpha = batch.alpha.to(device, non_blocking=True) if cfg.lighting else None
     x = parts.normalizer(images, alpha)
     if cfg.random_erasing:
@@ -92,7 +105,7 @@ def forward_backward(
             scores = parts.net(xm).float()
             loss = parts.criterion(scores, ym) * (len(ym) / len(labels))
         if errors is not None:
-            errors += (scores.detach().argmax(1) != ym).sum()
+            errors += parts.count_errors(scores.detach(), ym)
         parts.scaler.scale(loss).backward()
         loss_sum += loss.detach()
     return loss_sum

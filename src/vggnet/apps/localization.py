@@ -1,0 +1,267 @@
+"""Localisation, the paper's winning ILSVRC-2014 track (Appendix A): evaluate and draw boxes.
+
+``evaluate_localization`` scores localisation nets (with the classification nets that rate
+their boxes) on a source with boxes: the top-5 localisation error of the chosen protocol
+(centre crop, or dense with greedy merging), the top-1 one, and protocol (a)'s error with
+the true class. ``predict_boxes`` draws each image's top box with its class into a PNG.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from vggnet.checkpoint import load_checkpoint
+from vggnet.data.box_views import BoxView, box_views_loader
+from vggnet.data.boxes import BoxedSource, box_correct, box_source
+from vggnet.data.geometry import Scale, single_test_scale
+from vggnet.data.images import BadImage, decode_image
+from vggnet.data.sources import open_source
+from vggnet.data.subset import stratified_indices
+from vggnet.data.transforms import rescale
+from vggnet.devices import default_device, resolve_device
+from vggnet.errors import VGGError
+from vggnet.eval.localization import (
+    TOP_K,
+    WindowBoxes,
+    center_window_boxes,
+    class_box,
+    dense_window_boxes,
+    gt_class_box,
+    image_posteriors,
+)
+from vggnet.eval.protocols import Protocol, ScoredModel, prepare
+from vggnet.metrics import error_percent
+from vggnet.model.localization import is_localization_net
+
+LOCALIZATION_METHODS = ("dense", "center")  # protocol (b) with greedy merging; centre crop
+
+
+@dataclass
+class Localizers:
+    """Localisation nets, each with its test scales, and the classifiers that rate their boxes."""
+
+    nets: list[tuple[ScoredModel, list[int]]]
+    classifiers: list[ScoredModel]
+
+    @property
+    def scales(self) -> list[int]:
+        """Every test scale some net uses, in increasing order (the views each image gets)."""
+        return sorted({q for _, scales in self.nets for q in scales})
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.nets[0][0].model.card.classes or [])
+
+
+def net_scales(model: Any, scales: list[int] | None, name: str) -> list[int]:
+    """A localisation net's test scales: ``scales``, or Q = S (Table 9's 256/256, 384/384)."""
+    if scales:
+        small = [q for q in scales if q < model.spec.crop_size]
+        if small:
+            raise VGGError(f"--scales {small[0]} is below {name}'s crop {model.spec.crop_size}")
+        return list(scales)
+    if model.train_scale is None:
+        raise VGGError(f"{name} stores no training scale: pass --scales Q[,Q...]")
+    return [single_test_scale(Scale(*model.train_scale))]
+
+
+def load_localizers(
+    checkpoints: list[str], classifiers: list[str], scales: list[int] | None, device: torch.device
+) -> Localizers:
+    """Load the localisation and classification nets, checking each is what its flag says."""
+    if not classifiers:
+        raise VGGError(
+            "localisation rates its boxes with a classification net: give --classifier CKPT"
+        )
+    nets, rating, classes = [], [], None
+    for path in checkpoints:
+        model = load_checkpoint(path)
+        if not is_localization_net(model):
+            raise VGGError(f"--checkpoint {path} is a classification net: pass it as --classifier")
+        classes = classes or model.card.classes
+        if model.card.classes != classes:
+            raise VGGError(
+                f"--checkpoint {path} was trained on other classes than {checkpoints[0]}"
+            )
+        q = net_scales(model, scales, path)
+        nets.append((prepare(model, Protocol("center", q), device, path), q))
+    for path in classifiers:
+        model = load_checkpoint(path)
+        if is_localization_net(model):
+            raise VGGError(f"--classifier {path} is a localisation net: pass it as --checkpoint")
+        if model.card.classes != classes:
+            raise VGGError(
+                f"--classifier {path} was trained on other classes than the localisation nets"
+            )
+        rating.append(prepare(model, Protocol("center", nets[0][1]), device, path))
+    return Localizers(nets, rating)
+
+
+def localize(found: Localizers, view: BoxView, method: str) -> WindowBoxes:
+    """One image's candidate boxes and their confidences under ``method``."""
+    if method == "dense":
+        return dense_window_boxes(found.nets, found.classifiers, view, found.scales)
+    return center_window_boxes(found.nets, found.classifiers, view, found.scales)
+
+
+def score_view(found: Localizers, view: BoxView, method: str) -> tuple[bool, bool, bool]:
+    """(top-5 right, top-1 right, protocol (a) right) for one image."""
+    boxes = localize(found, view, method)
+    ranked = image_posteriors(boxes).argsort(descending=True).tolist()
+    right = view.label in ranked[:TOP_K] and box_correct(class_box(boxes, view.label), view.boxes)
+    first = ranked[0] == view.label and right
+    truth = box_correct(gt_class_box(found.nets, view, found.scales), view.boxes)
+    return right, first, truth
+
+
+def evaluate_localization(
+    checkpoints: list[str],
+    classifiers: list[str],
+    data: str,
+    method: str = "dense",
+    scales: list[int] | None = None,
+    split: str = "val",
+    boxes: str | os.PathLike | None = None,
+    val_labels: str | None = None,
+    device: str | None = None,
+    batch_size: int = 16,
+    workers: int = 0,
+    limit: int | None = None,
+    strict: bool = False,
+) -> dict[str, Any]:
+    """The localisation errors (percent) of ``checkpoints`` rated by ``classifiers`` on ``data``.
+
+    ``method``: ``dense`` (protocol (b): every window's boxes, pooled over nets and scales,
+    merged greedily) or ``center``. ``scales``: test scales for every net (default Q = S of
+    each). ``boxes``: VOC XML folder for image folders. ``limit``: the first N images, spread
+    over the classes. ``strict``: refuse an image with no box instead of skipping it.
+    ``split``, ``val_labels``, ``device``, ``batch_size``, ``workers`` as for ``vggnet eval``.
+    Returns ``top5_localization_error``, ``top1_localization_error``,
+    ``gt_class_localization_error``, ``images`` and what was used.
+    """
+    if method not in LOCALIZATION_METHODS:
+        raise VGGError(f"--method {method}: localisation takes {' or '.join(LOCALIZATION_METHODS)}")
+    torch_device = resolve_device(device or default_device())
+    found = load_localizers(checkpoints, classifiers, scales, torch_device)
+    source = box_source(open_source(data, split, val_labels), boxes, strict)
+    if found.classes != list(source.classes):
+        raise VGGError(f"--data {data} has other classes than the localisation nets")
+    indices = range(len(source)) if limit is None else stratified_indices(source.labels, limit)
+    counts, skipped = torch.zeros(3, dtype=torch.long), []
+    loader = box_views_loader(source, found.scales, [int(i) for i in indices], batch_size, workers)
+    with torch.inference_mode():
+        for items in loader:
+            for view in items:
+                if not isinstance(view, BoxView):
+                    skipped.append(view.reason)
+                    continue
+                counts += torch.tensor(score_view(found, view, method))
+    images = sum(1 for _ in indices) - len(skipped)
+    errors = [error_percent(int(c), images) for c in counts]
+    return localization_result(found, source, method, errors, images, skipped)
+
+
+def localization_result(
+    found: Localizers,
+    source: BoxedSource,
+    method: str,
+    errors: list[float],
+    images: int,
+    skipped: list[str],
+) -> dict[str, Any]:
+    """The JSON-ready result of ``evaluate_localization``."""
+    return {
+        "top5_localization_error": errors[0],
+        "top1_localization_error": errors[1],
+        "gt_class_localization_error": errors[2],
+        "images": images,
+        "method": method,
+        "scales": {sm.name: q for sm, q in found.nets},
+        "checkpoints": [sm.name for sm, _ in found.nets],
+        "classifiers": [sm.name for sm in found.classifiers],
+        "skipped": skipped,
+        "images_without_boxes": source.missing,
+    }
+
+
+DRAW_SHORT_SIDE = 256  # small images are enlarged before drawing, so the label is legible
+
+
+def draw_box(image: torch.Tensor, box: torch.Tensor, label: str) -> torch.Tensor:
+    """``image`` (C, H, W) uint8 as RGB with ``box`` (image pixels) and ``label`` drawn on it."""
+    from torchvision.utils import draw_bounding_boxes
+
+    height, width = image.shape[-2:]
+    if min(height, width) < DRAW_SHORT_SIDE:
+        image = rescale(image, DRAW_SHORT_SIDE)
+        box = box * torch.tensor([image.shape[-1] / width, image.shape[-2] / height] * 2)
+    rgb = image.expand(3, -1, -1) if image.shape[0] == 1 else image
+    return draw_bounding_boxes(rgb, box[None].float(), [label], colors="red", width=3)
+
+
+def predict_boxes(
+    checkpoints: list[str],
+    classifiers: list[str],
+    images: list[str],
+    out: str | os.PathLike,
+    method: str = "dense",
+    scales: list[int] | None = None,
+    device: str | None = None,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each image's top class and its box, drawn into ``out``/<stem>.boxes.png.
+
+    ``checkpoints``: localisation nets; ``classifiers``: the nets that name the class and rate
+    the boxes; ``images``: image files; ``method``, ``scales``, ``device`` as for
+    ``evaluate_localization``. Returns (one dict per image: class, probability, box and PNG;
+    one line per file that could not be read).
+    """
+    if method not in LOCALIZATION_METHODS:
+        raise VGGError(f"--method {method}: localisation takes {' or '.join(LOCALIZATION_METHODS)}")
+    found = load_localizers(
+        checkpoints, classifiers, scales, resolve_device(device or default_device())
+    )
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    mode = "L" if found.nets[0][0].model.spec.in_channels == 1 else "RGB"
+    results, failures = [], []
+    with torch.inference_mode():
+        for path in images:
+            try:
+                image, full = decode_image(path, mode, min(found.scales))
+            except BadImage as err:
+                failures.append(str(err))
+                continue
+            if tuple(image.shape[-2:]) != (full[1], full[0]):
+                image = rescale(image, min(full))  # back to full size: boxes are in its pixels
+            view = BoxView(
+                [rescale(image, q) for q in found.scales], -1, -1, full, torch.empty(0, 4)
+            )
+            results.append(draw_prediction(found, view, image, Path(path), folder, method))
+    return results, failures
+
+
+def draw_prediction(
+    found: Localizers, view: BoxView, image: torch.Tensor, path: Path, folder: Path, method: str
+) -> dict[str, Any]:
+    """Find one image's top class and box, write its PNG; returns what was found."""
+    boxes = localize(found, view, method)
+    posteriors = image_posteriors(boxes)
+    top = int(posteriors.argmax())
+    box = class_box(boxes, top)
+    name = found.classes[top]
+    png = folder / f"{path.stem}.boxes.png"
+    drawn = draw_box(image, box, f"{name} {100 * float(posteriors[top]):.1f}%")
+    Image.fromarray(drawn.permute(1, 2, 0).numpy()).save(png)
+    return {
+        "image": str(path),
+        "class": name,
+        "probability": float(posteriors[top]),
+        "box": [round(float(v), 1) for v in box],
+        "png": str(png),
+    }

@@ -1,0 +1,191 @@
+"""Appendix A's test protocols and the ILSVRC localisation metric.
+
+(a) centre crop: the net's box for the ground-truth class from the central crop.
+(b) dense: the net over the whole image at each test scale gives a box per window (and per
+class); the boxes of every scale and net are pooled, merged greedily as OverFeat does
+(``greedy_merge``: spatially close boxes averaged), and each merged box is rated by the
+classification nets' posteriors at its windows. A box is right when its IoU with a
+ground-truth box of the image's class exceeds 0.5; the top-5 localisation error counts
+an image right when one of the classifier's 5 best classes is its class and that class's
+box is right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torchvision.ops import box_iou
+
+from vggnet.data.box_views import BoxView
+from vggnet.data.boxes import box_correct, from_crop_params, uncrop_box
+from vggnet.data.geometry import center_offset
+from vggnet.data.transforms import center_crop
+from vggnet.eval.protocols import ScoredModel
+from vggnet.model.dense import to_dense
+from vggnet.model.localization import select_boxes
+from vggnet.model.vgg import FEATURE_STRIDE
+
+MERGE_IOU = 0.5  # boxes at least this close are merged (averaged)
+TOP_K = 5
+
+
+def greedy_merge(
+    boxes: torch.Tensor, scores: torch.Tensor, iou: float = MERGE_IOU
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """OverFeat's greedy merge: while two boxes overlap with IoU >= ``iou``, replace the closest
+    pair by the mean of their members. Returns the merged boxes (m, 4) and their scores (the
+    sums of their members' scores), best first.
+
+    ``boxes``: (n, 4) (x0, y0, x1, y1); ``scores``: (n,) each box's confidence.
+    """
+    sums = [b.double() for b in boxes]  # coordinate sums, so a merge is the members' mean
+    counts = [1] * len(sums)
+    totals = [float(s) for s in scores]
+    while len(sums) > 1:
+        means = torch.stack([s / c for s, c in zip(sums, counts, strict=True)])
+        overlap = box_iou(means, means).fill_diagonal_(-1.0)
+        best = int(overlap.argmax())
+        i, j = divmod(best, len(sums))
+        if overlap[i, j] < iou:
+            break
+        i, j = min(i, j), max(i, j)
+        sums[i], counts[i], totals[i] = (
+            sums[i] + sums.pop(j),
+            counts[i] + counts.pop(j),
+            totals[i] + totals.pop(j),
+        )
+    merged = torch.stack([s / c for s, c in zip(sums, counts, strict=True)]).to(boxes.dtype)
+    order = torch.tensor(totals).argsort(descending=True, stable=True)
+    return merged[order], torch.tensor(totals, dtype=scores.dtype)[order]
+
+
+@dataclass
+class WindowBoxes:
+    """One image's box predictions: per window, per class (K, or 1 for single-class nets)."""
+
+    boxes: torch.Tensor  # (windows, K or 1, 4) in image pixels
+    confidence: torch.Tensor  # (windows, K) the classifiers' posteriors at each window
+
+
+def map_boxes(
+    outputs: torch.Tensor, view: BoxView, q: int, crop: int, offsets: list[tuple[int, int]]
+) -> torch.Tensor:
+    """fc8 outputs (windows, 4K or 4) at (left, top) ``offsets`` of view Q -> (windows, K|1, 4) image boxes."""
+    params = outputs.float().reshape(len(outputs), -1, 4)
+    in_view = from_crop_params(params, crop)
+    shift = torch.tensor(offsets, dtype=in_view.dtype, device=in_view.device)
+    shifted = in_view + shift.repeat(1, 2)[:, None, :]
+    return uncrop_box(shifted, view.full, q, 0, 0)
+
+
+def window_offsets(height: int, width: int) -> list[tuple[int, int]]:
+    """(left, top) in the view of each position of an (h, w) dense map, row by row."""
+    return [(j * FEATURE_STRIDE, i * FEATURE_STRIDE) for i in range(height) for j in range(width)]
+
+
+def dense_window_boxes(
+    nets: list[tuple[ScoredModel, list[int]]],
+    classifiers: list[ScoredModel],
+    view: BoxView,
+    scales: list[int],
+) -> WindowBoxes:
+    """Protocol (b)'s boxes: every localisation net over the whole image at each of its test
+    scales (``nets``: each with its Q list; ``scales``: the Q of each of ``view.views``), one box
+    per window, with the classifiers' posteriors at that window.
+
+    A window's confidence is the classifiers' mean posterior at the same map position and Q
+    when their maps line up with the net's (same crop), else their image-level posterior.
+    """
+    posterior_maps: dict[int, list[torch.Tensor]] = {}
+    boxes, confidence = [], []
+    for net, net_scales in nets:
+        for q in net_scales:
+            image = view.views[scales.index(q)]
+            if q not in posterior_maps:
+                posterior_maps[q] = [_score_map(c, image).softmax(0) for c in classifiers]
+            outputs = _score_map(net, image)  # (4K or 4, h, w)
+            h, w = outputs.shape[-2:]
+            crop = net.model.spec.crop_size
+            boxes.append(map_boxes(outputs.flatten(1).T, view, q, crop, window_offsets(h, w)))
+            confidence.append(window_confidence(posterior_maps[q], h, w))
+    return WindowBoxes(torch.cat(boxes), torch.cat(confidence))
+
+
+def window_confidence(posterior_maps: list[torch.Tensor], height: int, width: int) -> torch.Tensor:
+    """(h * w, K): the classifiers' mean posterior at each window, or their image-level one
+    when some map does not line up with an (h, w) box map."""
+    if all(p.shape[-2:] == (height, width) for p in posterior_maps):
+        return torch.stack(posterior_maps).mean(0).flatten(1).T
+    image_level = torch.stack([p.mean((1, 2)) for p in posterior_maps]).mean(0)
+    return image_level.expand(height * width, -1)
+
+
+def center_window_boxes(
+    nets: list[tuple[ScoredModel, list[int]]],
+    classifiers: list[ScoredModel],
+    view: BoxView,
+    scales: list[int],
+) -> WindowBoxes:
+    """Each localisation net's boxes from the centre crop at its first test scale, with the
+    classifiers' mean centre-crop posteriors at the first net's."""
+    first = view.views[scales.index(nets[0][1][0])]
+    posteriors = torch.stack([_crop_scores(c, first).softmax(0) for c in classifiers]).mean(0)
+    boxes = []
+    for net, net_scales in nets:
+        image = view.views[scales.index(net_scales[0])]
+        crop = net.model.spec.crop_size
+        offset = (center_offset(image.shape[-1], crop), center_offset(image.shape[-2], crop))
+        outputs = _crop_scores(net, image)[None]
+        boxes.append(map_boxes(outputs, view, net_scales[0], crop, [offset]))
+    return WindowBoxes(torch.cat(boxes), posteriors.expand(len(boxes), -1))
+
+
+def _score_map(sm: ScoredModel, image: torch.Tensor) -> torch.Tensor:
+    """The net's output map (outputs, h, w) over one whole uint8 view."""
+    device = next(sm.model.parameters()).device
+    x = sm.normalizer(image[None].to(device))
+    return to_dense(sm.model)(x)[0].float().cpu()
+
+
+def _crop_scores(sm: ScoredModel, image: torch.Tensor) -> torch.Tensor:
+    """The net's outputs (outputs,) on the centre crop of one uint8 view."""
+    device = next(sm.model.parameters()).device
+    x = sm.normalizer(center_crop(image, sm.model.spec.crop_size)[None].to(device))
+    return sm.model(x)[0].float().cpu()
+
+
+def class_box(found: WindowBoxes, c: int) -> torch.Tensor:
+    """The top merged box for class ``c``: its windows' boxes merged, rated by its posteriors."""
+    boxes = found.boxes[:, c if found.boxes.shape[1] > 1 else 0]
+    merged, _ = greedy_merge(boxes, found.confidence[:, c])
+    return merged[0]
+
+
+def image_posteriors(found: WindowBoxes) -> torch.Tensor:
+    """The image's class posteriors (K,): the mean over its windows."""
+    return found.confidence.mean(0)
+
+
+def top5_correct(found: WindowBoxes, view: BoxView, top_k: int = TOP_K) -> bool:
+    """The ILSVRC criterion: the true class is among the top ``top_k`` and its box is right."""
+    posteriors = image_posteriors(found)
+    top = posteriors.topk(min(top_k, len(posteriors))).indices.tolist()
+    return view.label in top and box_correct(class_box(found, view.label), view.boxes)
+
+
+def gt_class_box(
+    nets: list[tuple[ScoredModel, list[int]]], view: BoxView, scales: list[int]
+) -> torch.Tensor:
+    """Protocol (a): the nets' mean box for the true class, each from its centre crop at its
+    first test scale, in image pixels."""
+    boxes = []
+    for net, net_scales in nets:
+        image = view.views[scales.index(net_scales[0])]
+        crop = net.model.spec.crop_size
+        offset = (center_offset(image.shape[-1], crop), center_offset(image.shape[-2], crop))
+        outputs = _crop_scores(net, image)
+        regression = net.model.card.box_regression or "per-class"
+        params = select_boxes(outputs[None], torch.tensor([view.label]), regression)
+        boxes.append(map_boxes(params, view, net_scales[0], crop, [offset])[0, 0])
+    return torch.stack(boxes).mean(0)

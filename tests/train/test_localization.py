@@ -1,0 +1,129 @@
+"""Training a localisation net: the Euclidean box loss, its checkpoint, its flags, a whole run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tests.helpers import tiny, train_args, write_box_folder
+from vggnet.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from vggnet.errors import VGGError
+from vggnet.model.localization import localization_net
+from vggnet.serialization import atomic_save
+from vggnet.train.localization import BoxLoss, box_errors, box_targets
+
+
+def test_box_loss_is_caffes_euclidean_loss_on_the_class_box():
+    outputs = torch.tensor(
+        [[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8], [1.0, 1.0, 1.0, 1.0, 0, 0, 0, 0]]
+    )
+    targets = box_targets(
+        torch.tensor([1, 0]), torch.tensor([[0.5, 0.5, 0.5, 0.5], [1.0, 1.0, 1.0, 2.0]])
+    )
+    # By hand: image 0 uses outputs 4..7 -> (0, 0.1^2, 0.2^2, 0.3^2) = 0.14; image 1 uses
+    # outputs 0..3 -> 1^2 = 1; Euclidean loss: (0.14 + 1) / (2 * 2) = 0.285.
+    torch.testing.assert_close(BoxLoss("per-class")(outputs, targets), torch.tensor(0.285))
+    # single-class: outputs 0..3 for both: (0.16+0.09+0.04+0.01 = 0.30, then 1) / 4 = 0.325
+    torch.testing.assert_close(
+        BoxLoss("single-class")(outputs[:, :4], targets), torch.tensor(0.325)
+    )
+
+
+def test_box_errors_count_boxes_with_iou_at_most_one_half():
+    targets = box_targets(torch.tensor([0, 0]), torch.tensor([[0.5, 0.5, 0.5, 0.5]] * 2))
+    outputs = torch.tensor([[0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.25, 0.5]])  # IoU 1; IoU 0.5
+    assert int(box_errors(outputs, targets, "single-class")) == 1
+
+
+def test_a_localisation_checkpoint_knows_what_it_is(tmp_path):
+    classifier = tiny("A", crop_size=32)
+    classifier.classes = [f"c{i}" for i in range(10)]
+    net = localization_net(classifier, "single-class")
+    save_checkpoint(tmp_path / "loc.ckpt", net)
+    loaded = load_checkpoint(tmp_path / "loc.ckpt")
+    assert loaded.card.box_regression == "single-class" and loaded.spec.num_classes == 4
+    assert loaded.classes == classifier.classes
+    payload = read_checkpoint(tmp_path / "loc.ckpt")
+    for field, value, message in (
+        ("box_regression", "per-box", "box_regression must be None or one of"),
+        ("box_regression", "per-class", "per-class box regression, 4 outputs"),
+    ):
+        atomic_save({**payload, field: value}, tmp_path / "bad.ckpt")
+        with pytest.raises(VGGError, match=message):
+            load_checkpoint(tmp_path / "bad.ckpt")
+    with pytest.raises(VGGError, match="not another one"):
+        localization_net(net)
+
+
+@pytest.fixture(scope="module")
+def box_run(tmp_path_factory):
+    """A tiny classifier and a localisation run from it, on an image folder with VOC files."""
+    from vggnet.cli import main
+
+    root = tmp_path_factory.mktemp("loc")
+    write_box_folder(root / "data", root / "boxes", skip={"train-cat-2"}, train=6, val=3)
+    data = str(root / "data")
+    assert main(train_args(root / "cls", "--epochs", "1", data=data)) == 0
+    loc = train_args(root / "loc", "--epochs", "2", data=data)
+    loc += ["--task", "localization", "--finetune-from", str(root / "cls/last.ckpt")]
+    loc += ["--boxes", str(root / "boxes")]
+    assert main([*loc, "--max-steps", "1"]) == 0  # stops after its first epoch (one step)
+    return root, loc
+
+
+def test_a_localisation_run_resumes_and_trains_only_what_it_should(box_run, capsys):
+    from vggnet.cli import main
+
+    root, loc = box_run
+    assert main([*loc, "--resume", "--max-steps", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "val localisation error" in out and "vggnet eval --task localization" in out
+    records = [json.loads(line) for line in (root / "loc/metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2] and all(r["val_images"] == 6 for r in epochs)
+    net = load_checkpoint(root / "loc/last.ckpt")
+    assert net.card.box_regression == "per-class" and net.spec.num_classes == 8
+    classifier = load_checkpoint(root / "cls/last.ckpt")
+    changed = [
+        k for k, v in classifier.state_dict().items() if not torch.equal(v, net.state_dict()[k])
+    ]
+    assert any(k.startswith("conv") for k in changed)  # all layers fine-tuned by default
+
+
+def test_fc_only_fine_tuning_leaves_the_convolutions_as_they_were(box_run, tmp_path):
+    from vggnet.cli import main
+
+    root, loc = box_run
+    loc = [a if a != str(root / "loc") else str(tmp_path / "fc") for a in loc]
+    assert main([*loc, "--finetune-layers", "fc", "--regression", "single-class"]) == 0
+    net = load_checkpoint(tmp_path / "fc/last.ckpt")
+    classifier = load_checkpoint(root / "cls/last.ckpt")
+    for key, value in classifier.state_dict().items():
+        if key.startswith("fc8"):
+            continue
+        same = torch.equal(value, net.state_dict()[key])
+        assert same == (not key.startswith(("fc6", "fc7"))), key
+    assert net.spec.num_classes == 4
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--task", "localization"], "give --finetune-from CLS.ckpt"),
+        (["--boxes", "x"], "--boxes applies to --task localization only"),
+        (["--regression", "single-class"], "--regression applies to --task localization only"),
+    ],
+)
+def test_localisation_flags_are_checked_in_one_line(run_cli, tmp_path, extra, message):
+    status, _, err = run_cli(*train_args(tmp_path / "run", *extra))
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_localisation_net_cannot_be_the_start_of_another(box_run, run_cli, tmp_path):
+    root, loc = box_run
+    args = [a if a != str(root / "cls/last.ckpt") else str(root / "loc/last.ckpt") for a in loc]
+    args = [a if a != str(root / "loc") else str(tmp_path / "again") for a in args]
+    status, _, err = run_cli(*args)
+    assert status == 2 and "is a localisation net: start from a classification net" in err
