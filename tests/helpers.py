@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
+
 from vggnet import VGG, build_model
 from vggnet.checkpoint import read_checkpoint
 
@@ -134,3 +136,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def garment_like(rng, n):
+    """28x28 images of random bright rectangles with ragged edges on black, like garments."""
+    images = np.zeros((n, 28, 28), np.uint8)
+    for image in images:
+        top, left = rng.integers(0, 8, 2)
+        bottom, right = rng.integers(18, 28, 2)
+        image[top:bottom, left:right] = rng.integers(60, 256, (bottom - top, right - left))
+    return images

@@ -1,6 +1,7 @@
 """vggnet: the VGG ConvNets of Simonyan & Zisserman (ICLR 2015), done completely and well."""
 
 from vggnet.apps.features import Backbone, PerceptualLoss, extract_features
+from vggnet.apps.localization import evaluate_localization, predict_boxes
 from vggnet.checkpoint import load_checkpoint, save_checkpoint
 from vggnet.errors import VGGError
 from vggnet.inputs import create_transform, resolve_data_config
@@ -8,6 +9,7 @@ from vggnet.interop.pretrained import list_pretrained, load_pretrained
 from vggnet.model import VGG, DenseVGG, VGGSpec, build_model, to_dense
 from vggnet.model.configs import CONFIGS
 from vggnet.model.init import init_from_shallower, initialize
+from vggnet.model.localization import localization_net
 from vggnet.preprocessing import Preprocessing
 
 __version__ = "0.1.0"
@@ -23,12 +25,15 @@ __all__ = [
     "VGGSpec",
     "build_model",
     "create_transform",
+    "evaluate_localization",
     "extract_features",
     "init_from_shallower",
     "initialize",
     "list_pretrained",
     "load_checkpoint",
     "load_pretrained",
+    "localization_net",
+    "predict_boxes",
     "resolve_data_config",
     "save_checkpoint",
     "to_dense",

@@ -117,7 +117,7 @@ def check_metadata(payload: dict[str, Any], spec: VGGSpec, check: FieldChecker) 
     )
     classes = payload.get("classes")
     if classes is not None:
-        rule = f"a list of class names, one per output (fc8 has {spec.num_classes})"
+        rule = f"a list of {spec.num_classes} class names (one per output)"
         if regression is not None:
             rule = (
                 f"a list of class names ({regression} box regression, {spec.num_classes} outputs)"

@@ -48,8 +48,12 @@ def window_error(root, left: int, top: int) -> float:
 
 def test_errors_match_a_hand_computation_of_the_window_boxes(nets):
     common = ([str(nets / "loc.ckpt")], [str(nets / "cls.ckpt")], str(nets / "data"))
-    center = evaluate_localization(*common, method="center", boxes=nets / "boxes", device="cpu")
-    dense = evaluate_localization(*common, method="dense", boxes=nets / "boxes", device="cpu")
+    center = evaluate_localization(
+        *common, method="center", boxes=nets / "boxes", device="cpu", precision="fp32"
+    )
+    dense = evaluate_localization(
+        *common, method="dense", boxes=nets / "boxes", device="cpu", precision="fp32"
+    )
     # Centre crop of 58x44: left round(13) = 13, top 6. Dense at Q = 44: a 1x1 map, the
     # window at (0, 0). Two classes: the true class is always in the top 5.
     assert center["gt_class_localization_error"] == pytest.approx(window_error(nets, 13, 6))
@@ -72,6 +76,8 @@ def test_eval_cli_prints_and_writes_the_errors(nets, run_cli, tmp_path):
     assert {"top5_localization_error", "gt_class_localization_error", "images"} <= set(result)
     status, _, err = run_cli(*args, "--strict", "--device", "cpu")
     assert status == 2 and "val-dog-1.png has no box" in err
+    status, _, err = run_cli(*args, "--save-scores", tmp_path / "s.pt", "--device", "cpu")
+    assert status == 2 and "--save-scores applies to classification only" in err
     status, _, err = run_cli(*args, "--method", "dense+multi-crop", "--device", "cpu")
     assert status == 2 and "--task localization takes dense or center" in err
     swapped = ["eval", "--task", "localization", "--checkpoint", nets / "cls.ckpt"]
@@ -101,3 +107,13 @@ def test_predict_draws_the_top_box_with_its_class(nets, run_cli, tmp_path):
     assert red[:, 150].any() and not red[:, 300].any()  # the box's edge is drawn, away from it not
     status, _, err = run_cli(*args[:-4], "--device", "cpu")
     assert status == 2 and "give --out DIR" in err
+
+
+def test_a_localisation_net_exports_its_box_map_not_posteriors(nets, tmp_path):
+    from vggnet.checkpoint import load_checkpoint
+    from vggnet.errors import VGGError
+    from vggnet.interop.export import export_onnx
+
+    net = load_checkpoint(nets / "loc.ckpt")
+    with pytest.raises(VGGError, match="export its box map with --output scores"):
+        export_onnx(net, tmp_path / "loc.onnx", output="posteriors")

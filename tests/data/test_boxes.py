@@ -44,6 +44,8 @@ def test_read_voc_converts_inclusive_one_based_corners(tmp_path):
         (voc_xml([("cat", 5, 5, 4, 9)]), "zero area"),
         (voc_xml([("cat", 5, 5, 90, 9)]), "outside the 80x60 image"),
         (voc_xml([("cat", "a", 5, 9, 9)]), "<xmin> is 'a', not a number"),
+        (voc_xml([("cat", 1, "nan", 9, 9)]), "<ymin> is 'nan', not a number"),
+        (voc_xml([("cat", 1, 1, 9, 9)], size=("inf", 60)), "<width> is 'inf', not a number"),
         (
             "<annotation><object><name>cat</name></object></annotation>",
             "lacks its <name> or <bndbox>",
@@ -91,11 +93,13 @@ def test_a_box_file_without_size_is_checked_against_the_image(tmp_path):
         folder_boxes(FolderSource(tmp_path / "data", "train"), tmp_path / "boxes")
 
 
-def test_box_source_needs_boxes_for_folders_and_has_them_built_in_for_the_canvas(tmp_path):
+def test_box_source_needs_boxes_for_folders_and_has_them_built_in_for_the_canvas(
+    tmp_path, fake_fashion
+):
     folder_with_boxes(tmp_path / "data", tmp_path / "boxes")
     with pytest.raises(VGGError, match="give --boxes DIR"):
         box_source(FolderSource(tmp_path / "data", "train"), None)
-    canvas = open_source("fashion-mnist-canvas:train=4,val=4")
+    canvas = open_source(f"fashion-mnist-canvas:train=4,val=4,root={fake_fashion}")
     boxed = box_source(canvas, None)
     assert boxed.boxes(2).tolist() == [list(map(float, canvas.box(2)))]
     with pytest.raises(VGGError, match="carries its own boxes"):
@@ -149,8 +153,8 @@ def test_crop_params_are_centre_and_size_in_crop_units():
     torch.testing.assert_close(from_crop_params(params, 32), box)
 
 
-def test_training_views_carry_their_box_through_rescale_crop_and_flip(tmp_path):
-    source = box_source(open_source("fashion-mnist-canvas:train=16,val=4"), None)
+def test_training_views_carry_their_box_through_rescale_crop_and_flip(fake_fashion):
+    source = box_source(open_source(f"fashion-mnist-canvas:train=16,root={fake_fashion}"), None)
     transform = TrainTransform(Scale(70, 100), 64, seed=3)
     items = TrainSet(source, transform, boxes=True).__getitems__([(1, i) for i in range(16)])
     assert any(transform.draws(1, [i])[0].flip for i in range(16))  # both kinds are covered

@@ -10,34 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from tests.data.test_sources import REAL_FASHION_MNIST, write_idx
+from tests.data.test_sources import REAL_FASHION_MNIST
+from tests.helpers import garment_like
 from vggnet import VGGError
 from vggnet.data import open_source
 from vggnet.data.canvas import CanvasOptions, parse_canvas_options, render_scene, tight_crop
 from vggnet.data.check import find_bad_images
 from vggnet.data.sheet import contact_sheet
 from vggnet.data.subset import limit_source
-
-
-def garment_like(rng, n):
-    """28x28 images of random bright rectangles with ragged edges on black, like garments."""
-    images = np.zeros((n, 28, 28), np.uint8)
-    for image in images:
-        top, left = rng.integers(0, 8, 2)
-        bottom, right = rng.integers(18, 28, 2)
-        image[top:bottom, left:right] = rng.integers(60, 256, (bottom - top, right - left))
-    return images
-
-
-@pytest.fixture(scope="module")
-def fake_fashion(tmp_path_factory):
-    """Fashion-MNIST's four IDX files with garment-like images: 300 train, 100 test."""
-    root = tmp_path_factory.mktemp("fashion")
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 300), ("t10k", 100)):
-        write_idx(root / f"{prefix}-images-idx3-ubyte", garment_like(rng, n), False)
-        write_idx(root / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n), False)
-    return root
 
 
 def test_the_box_is_where_the_garment_was_pasted():
@@ -189,3 +169,26 @@ def test_a_tiny_scale_study_on_canvas_writes_every_table(fake_fashion, tmp_path,
     assert all(
         r["epochs"] == 1 and r["hours"] > 0 and r["images_per_s"] > 0 for r in compute.values()
     )
+
+
+def test_the_crop_coverage_tool_measures_the_share_of_the_garment_in_the_crop(fake_fashion):
+    """tools/canvas_coverage.py (issue #35's sweep): shares by hand, and S = crop sees more."""
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+
+    from vggnet.data.boxes import box_source
+    from vggnet.data.geometry import Scale
+
+    path = Path(__file__).parents[2] / "tools" / "canvas_coverage.py"
+    spec = importlib.util.spec_from_file_location("canvas_coverage", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    boxes = torch.tensor([[0.0, 0.0, 32.0, 32.0], [48.0, 0.0, 80.0, 32.0], [70.0, 0, 80, 10]])
+    assert tool.covered_share(boxes, 64).tolist() == [1.0, 0.5, 0.0]
+    source = box_source(
+        open_source(f"fashion-mnist-canvas:train=200,val=4,root={fake_fashion}"), None
+    )
+    small, large = (tool.coverage(source, Scale(s, s), 64, 200).mean() for s in (64, 146))
+    assert 0.9 < small <= 1 and large < 0.5

@@ -129,3 +129,26 @@ def test_idx_reader_returns_the_array_or_one_error(cuts, truncate, compress):
             return
     event("read")
     assert array.dtype == np.uint8 and array.size == len(data) - 16
+
+
+@FUZZ
+@given(mutations, truncations)
+def test_voc_box_reader_returns_boxes_or_one_error(cuts, truncate):
+    from tests.helpers import voc_xml
+    from vggnet.data.boxes import read_voc
+
+    raw = voc_xml([("cat", 11, 6, 50, 40), ("dog", 41, 21, 80, 60)]).encode()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "x.xml")
+        path.write_bytes(mutate(raw, cuts, truncate))
+        try:
+            found = read_voc(path)
+        except VGGError as err:
+            assert str(path) in str(err) and "\n" not in str(err)
+            event("refused")
+            return
+    event("read")
+    for _, (x0, y0, x1, y1) in found.objects:  # whatever was read is a usable box
+        assert x1 > x0 and y1 > y0
+        if found.size is not None:
+            assert x0 >= 0 and y0 >= 0 and x1 <= found.size[0] and y1 <= found.size[1]

@@ -127,3 +127,58 @@ def test_a_localisation_net_cannot_be_the_start_of_another(box_run, run_cli, tmp
     args = [a if a != str(root / "loc") else str(tmp_path / "again") for a in args]
     status, _, err = run_cli(*args)
     assert status == 2 and "is a localisation net: start from a classification net" in err
+
+
+@pytest.mark.slow
+def test_two_localisation_processes_equal_one(tmp_path, fake_fashion):
+    """torchrun with 2 CPU processes (gloo) == 1 process: the same weights, and validation
+    that counts every image once (the same protocol (a) error)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import run_vggnet, state
+    from vggnet import build_model
+    from vggnet.data.sources import FASHION_MNIST_CLASSES
+
+    classifier = build_model(
+        "A", 10, in_channels=1, width=0.125, fc_width=32, crop_size=32, init="kaiming"
+    )
+    classifier.classes = FASHION_MNIST_CLASSES
+    save_checkpoint(tmp_path / "cls.ckpt", classifier)
+    data = f"fashion-mnist-canvas:train=32,val=15,root={fake_fashion}"
+    common = (
+        "--dropout",
+        "0",
+        "--max-steps",
+        "4",
+        "--epochs",
+        "2",
+        "--scale",
+        "40",
+        "--lr",
+        "1e-3",
+    )
+    common += ("--task", "localization", "--finetune-from", str(tmp_path / "cls.ckpt"))
+    one = run_vggnet(
+        train_args(tmp_path / "one", *common, data=data), stderr=subprocess.PIPE, text=True
+    )
+    assert one.wait(timeout=120) == 0, one.stderr.read()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "vggnet", *map(str, train_args(tmp_path / "two", *common, data=data))],
+        env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    a, _ = state(tmp_path / "one" / "last.ckpt")
+    b, tb = state(tmp_path / "two" / "last.ckpt")
+    assert tb["world_size"] == 2
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
+    epochs = []
+    for run in ("one", "two"):
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        epochs.append([r for r in map(json.loads, lines) if r["kind"] == "epoch"])
+    assert [r["val_images"] for r in epochs[1]] == [15]  # 8 + 7 over two processes
+    assert epochs[0][0]["val_loc_error"] == epochs[1][0]["val_loc_error"]

@@ -8,6 +8,7 @@ import stat
 import pytest
 import torch
 
+import vggnet.data
 import vggnet.train.fit
 from tests.helpers import state, train_args
 from vggnet import VGGError
@@ -127,7 +128,7 @@ def test_the_validation_loader_is_made_once_per_run(tmp_path, run_cli, monkeypat
     monkeypatch.setattr(vggnet.train.fit, "validation_loader", counting)
     assert run_cli(*train_args(tmp_path / "run", "--epochs", "3"))[0] == 0
     assert len(made) == 1
-    loader = real(vggnet.train.fit.open_source("synthetic:classes=2,train=4,val=4,size=40", "val"),
+    loader = real(vggnet.data.open_source("synthetic:classes=2,train=4,val=4,size=40", "val"),
                   vggnet.train.TrainConfig("A", "x", "y", crop=32, workers=2), 40,
                   vggnet.train.fit.Dist(0, 1, 0))  # fmt: skip
     assert loader.persistent_workers  # its workers live across epochs

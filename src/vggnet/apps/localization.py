@@ -24,7 +24,12 @@ from vggnet.data.images import BadImage, decode_image
 from vggnet.data.sources import open_source
 from vggnet.data.subset import stratified_indices
 from vggnet.data.transforms import rescale
-from vggnet.devices import default_device, resolve_device
+from vggnet.devices import (
+    default_device,
+    inference_context,
+    inference_precision,
+    resolve_device,
+)
 from vggnet.errors import VGGError
 from vggnet.eval.localization import (
     TOP_K,
@@ -130,6 +135,7 @@ def evaluate_localization(
     boxes: str | os.PathLike | None = None,
     val_labels: str | None = None,
     device: str | None = None,
+    precision: str = "auto",
     batch_size: int = 16,
     workers: int = 0,
     limit: int | None = None,
@@ -141,7 +147,8 @@ def evaluate_localization(
     merged greedily) or ``center``. ``scales``: test scales for every net (default Q = S of
     each). ``boxes``: VOC XML folder for image folders. ``limit``: the first N images, spread
     over the classes. ``strict``: refuse an image with no box instead of skipping it.
-    ``split``, ``val_labels``, ``device``, ``batch_size``, ``workers`` as for ``vggnet eval``.
+    ``split``, ``val_labels``, ``device``, ``precision`` (``auto``: bf16 where native),
+    ``batch_size``, ``workers`` as for ``vggnet eval``.
     Returns ``top5_localization_error``, ``top1_localization_error``,
     ``gt_class_localization_error``, ``images`` and what was used.
     """
@@ -155,7 +162,7 @@ def evaluate_localization(
     indices = range(len(source)) if limit is None else stratified_indices(source.labels, limit)
     counts, skipped = torch.zeros(3, dtype=torch.long), []
     loader = box_views_loader(source, found.scales, [int(i) for i in indices], batch_size, workers)
-    with torch.inference_mode():
+    with inference_context(inference_precision(precision, torch_device), torch_device):
         for items in loader:
             for view in items:
                 if not isinstance(view, BoxView):
@@ -213,24 +220,24 @@ def predict_boxes(
     method: str = "dense",
     scales: list[int] | None = None,
     device: str | None = None,
+    precision: str = "auto",
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Each image's top class and its box, drawn into ``out``/<stem>.boxes.png.
 
     ``checkpoints``: localisation nets; ``classifiers``: the nets that name the class and rate
-    the boxes; ``images``: image files; ``method``, ``scales``, ``device`` as for
-    ``evaluate_localization``. Returns (one dict per image: class, probability, box and PNG;
+    the boxes; ``images``: image files; ``method``, ``scales``, ``device``, ``precision`` as
+    for ``evaluate_localization``. Returns (one dict per image: class, probability, box and PNG;
     one line per file that could not be read).
     """
     if method not in LOCALIZATION_METHODS:
         raise VGGError(f"--method {method}: localisation takes {' or '.join(LOCALIZATION_METHODS)}")
-    found = load_localizers(
-        checkpoints, classifiers, scales, resolve_device(device or default_device())
-    )
+    torch_device = resolve_device(device or default_device())
+    found = load_localizers(checkpoints, classifiers, scales, torch_device)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     mode = "L" if found.nets[0][0].model.spec.in_channels == 1 else "RGB"
     results, failures = [], []
-    with torch.inference_mode():
+    with inference_context(inference_precision(precision, torch_device), torch_device):
         for path in images:
             try:
                 image, full = decode_image(path, mode, min(found.scales))

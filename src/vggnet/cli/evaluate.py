@@ -56,7 +56,10 @@ def add_analysis_flags(parser: argparse.ArgumentParser) -> None:
 
 def add_eval_parser(sub: Any) -> None:
     """``vggnet eval``: one checkpoint or an ensemble, on a data split, with a protocol."""
-    e = sub.add_parser("eval", help="top-1/top-5 error with the paper's test protocols")
+    e = sub.add_parser(
+        "eval",
+        help="top-1/top-5 error with the paper's test protocols (boxes: --task localization)",
+    )
     e.add_argument(
         "--checkpoint",
         action="append",
@@ -158,7 +161,10 @@ def add_ensemble_parser(sub: Any) -> None:
 
 def add_predict_parser(sub: Any) -> None:
     """``vggnet predict``: class names and probabilities for image files."""
-    p = sub.add_parser("predict", help="class names and probabilities for image files")
+    p = sub.add_parser(
+        "predict",
+        help="class names and probabilities for image files (boxes: --task localization)",
+    )
     p.add_argument("--checkpoint", required=True, metavar="CKPT")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top", type=at_least(1), default=5)

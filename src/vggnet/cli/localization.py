@@ -60,6 +60,12 @@ def check_method(args: argparse.Namespace) -> str:
 
 def run_eval_localization(args: argparse.Namespace) -> None:
     """Localisation errors of the --checkpoint nets rated by the --classifier nets; print them."""
+    for flag in ("save_scores", "overlap", "per_class"):
+        if getattr(args, flag, None):
+            name = "--" + flag.replace("_", "-")
+            raise VGGError(
+                f"{name} applies to classification only: drop it with --task localization"
+            )
     check_output(args.json, "--json", [*args.checkpoint, *(args.classifier or [])])
     result = evaluate_localization(
         args.checkpoint,
@@ -71,6 +77,7 @@ def run_eval_localization(args: argparse.Namespace) -> None:
         boxes=args.boxes,
         val_labels=args.val_labels,
         device=args.device,
+        precision=args.precision,
         batch_size=args.batch_size,
         workers=args.workers,
         limit=args.limit,
@@ -101,6 +108,7 @@ def run_predict_localization(args: argparse.Namespace) -> int:
         check_method(args),
         args.scales,
         args.device,
+        args.precision,
     )
     for reason in failures:
         print(f"vggnet: error: {reason}", file=sys.stderr)

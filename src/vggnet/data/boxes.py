@@ -10,6 +10,7 @@ crop, so that every window of a dense evaluation predicts the whole object.
 
 from __future__ import annotations
 
+import math
 import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -44,9 +45,12 @@ class BoxFile:
 def _number(node: ET.Element, tag: str, path: Path) -> float:
     text = node.findtext(tag)
     try:
-        return float(text)  # type: ignore[arg-type]
+        value = float(text)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise BoxError(f"{path}: <{tag}> is {text!r}, not a number") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise BoxError(f"{path}: <{tag}> is {text!r}, not a number")
+    return value
 
 
 def read_voc(path: str | os.PathLike) -> BoxFile:

@@ -105,8 +105,9 @@ def export_onnx(
 ) -> None:
     """Write ``model`` as one ONNX file that deploys alone.
 
-    ``output``: "scores", the dense class score map (N, K, h, w); or "posteriors", the
-    dense protocol's class posteriors (N, K). The input ``image`` is (N, C, H, W),
+    ``output``: "scores", the dense class score map (N, K, h, w) (for a localisation net,
+    its box map (N, 4K or 4, h, w)); or "posteriors", the dense protocol's class posteriors
+    (N, K). The input ``image`` is (N, C, H, W),
     preprocessed, with N, H and W dynamic; H or W below the crop size makes the runtime
     fail rather than score too few pixels. The card (classes,
     preprocessing, training scale, vggnet version) is in the file's ``metadata_props``.
@@ -118,6 +119,11 @@ def export_onnx(
         raise VGGError("ONNX export needs the onnx package: pip install 'vggnet[onnx]'") from None
     if output not in ONNX_OUTPUTS:
         raise VGGError(f"--output {output}: choose one of {', '.join(ONNX_OUTPUTS)}")
+    if output == "posteriors" and model.card.box_regression is not None:
+        raise VGGError(
+            "--output posteriors: a localisation net predicts boxes, not classes; "
+            "export its box map with --output scores"
+        )
     model = model.cpu().eval()
     dense = to_dense(model) if output == "scores" else DensePosteriors(model)
     net = SizeGuard(dense, model.spec.crop_size).eval()

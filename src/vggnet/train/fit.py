@@ -198,8 +198,13 @@ class Run:
     def announce(self, images: int, classes: int) -> None:
         """The run's first line: what trains on what, where."""
         cfg, model = self.cfg, self.state.model
+        what = model.spec.config
+        if cfg.task == "localization":
+            what += (
+                f" to localise ({cfg.regression} boxes, fine-tuning {cfg.finetune_layers} layers)"
+            )
         self.say(
-            f"training {model.spec.config} ({sum(p.numel() for p in model.parameters()):,} "
+            f"training {what} ({sum(p.numel() for p in model.parameters()):,} "
             f"parameters) on {cfg.data}: {images} images, {classes} classes, "
             f"S={parse_scale(cfg.scale, cfg.crop)}, crop {cfg.crop}, batch {cfg.batch_size} over "
             f"{self.d.world_size} process(es), {self.parts.device}, {cfg.precision}; {self.folder}"
