@@ -79,7 +79,7 @@ def test_eval_cli_prints_and_writes_the_errors(nets, run_cli, tmp_path):
     status, _, err = run_cli(*args, "--save-scores", tmp_path / "s.pt", "--device", "cpu")
     assert status == 2 and "--save-scores applies to classification only" in err
     status, _, err = run_cli(*args, "--method", "dense+multi-crop", "--device", "cpu")
-    assert status == 2 and "--task localization takes dense or center" in err
+    assert status == 2 and "--task localization takes dense, multi-crop or center" in err
     swapped = ["eval", "--task", "localization", "--checkpoint", nets / "cls.ckpt"]
     status, _, err = run_cli(*swapped, "--classifier", nets / "loc.ckpt", "--data", nets / "data")
     assert status == 2 and "is a classification net: pass it as --classifier" in err

@@ -12,6 +12,7 @@ from vggnet.data.transforms import rescale
 from vggnet.eval.localization import (
     WindowBoxes,
     class_box,
+    crop_window_boxes,
     dense_window_boxes,
     greedy_merge,
     top5_correct,
@@ -128,3 +129,26 @@ def test_top5_criterion_needs_the_true_class_in_the_top_5_and_its_box_right():
     assert not top5_correct(WindowBoxes(boxes, confidence), BoxView([], 0, 0, (64, 64), truth))
     single = WindowBoxes(boxes[:, 6:7], confidence)  # single-class: one box for every class
     assert torch.equal(class_box(single, 2), torch.tensor(good))
+
+
+def test_multi_crop_localisation_runs_each_grid_crop_through_the_plain_net():
+    classifier = tiny("A", crop_size=32)
+    classifier.classes = [f"c{i}" for i in range(10)]
+    net = localization_net(classifier, "single-class", init="kaiming").eval()
+    loc = prepare(net, Protocol("center", [48]), torch.device("cpu"), "loc")
+    cls = prepare(classifier, Protocol("center", [48]), torch.device("cpu"), "cls")
+    image = torch.randint(0, 256, (3, 60, 80), dtype=torch.uint8)  # rescaled to 64 x 48
+    view = BoxView([rescale(image, 48)], 3, 0, (80, 60), torch.zeros(1, 4))
+    found = crop_window_boxes([(loc, [48])], [cls], view, [48], grid=3)
+    # grid offsets by hand: x in {0, 16, 32}, y in {0, 8, 16}: nine distinct crops
+    offsets = [(x, y) for y in (0, 8, 16) for x in (0, 16, 32)]
+    assert found.boxes.shape == (9, 1, 4) and found.confidence.shape == (9, 10)
+    for k, (x, y) in enumerate(offsets):
+        crop = view.views[0][None, :, y : y + 32, x : x + 32]
+        with torch.no_grad():
+            params = loc.model(loc.normalizer(crop))[0]
+            posterior = cls.model(cls.normalizer(crop)).softmax(1)[0]
+        in_view = from_crop_params(params, 32) + torch.tensor([x, y, x, y], dtype=torch.float32)
+        expected = uncrop_box(in_view, (80, 60), 48, 0, 0)  # x 80/64, y 60/48
+        torch.testing.assert_close(found.boxes[k, 0], expected, rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(found.confidence[k], posterior)

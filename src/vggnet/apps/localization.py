@@ -36,6 +36,7 @@ from vggnet.eval.localization import (
     WindowBoxes,
     center_window_boxes,
     class_box,
+    crop_window_boxes,
     dense_window_boxes,
     gt_class_box,
     image_posteriors,
@@ -44,7 +45,19 @@ from vggnet.eval.protocols import Protocol, ScoredModel, prepare
 from vggnet.metrics import error_percent
 from vggnet.model.localization import is_localization_net
 
-LOCALIZATION_METHODS = ("dense", "center")  # protocol (b) with greedy merging; centre crop
+# Protocol (b) with greedy merging, over the dense map's windows or a grid of crops; the
+# centre crop.
+LOCALIZATION_METHODS = ("dense", "multi-crop", "center")
+LOCALIZATION_GRID = Protocol().grid  # multi-crop: the classification protocol's grid
+
+
+def check_method(method: str) -> None:
+    """Refuse a test protocol localisation does not have, naming the ones it has."""
+    if method not in LOCALIZATION_METHODS:
+        *others, last = LOCALIZATION_METHODS
+        raise VGGError(
+            f"--method {method}: --task localization takes {', '.join(others)} or {last}"
+        )
 
 
 @dataclass
@@ -108,16 +121,22 @@ def load_localizers(
     return Localizers(nets, rating)
 
 
-def localize(found: Localizers, view: BoxView, method: str) -> WindowBoxes:
+def localize(
+    found: Localizers, view: BoxView, method: str, grid: int = LOCALIZATION_GRID
+) -> WindowBoxes:
     """One image's candidate boxes and their confidences under ``method``."""
     if method == "dense":
         return dense_window_boxes(found.nets, found.classifiers, view, found.scales)
+    if method == "multi-crop":
+        return crop_window_boxes(found.nets, found.classifiers, view, found.scales, grid)
     return center_window_boxes(found.nets, found.classifiers, view, found.scales)
 
 
-def score_view(found: Localizers, view: BoxView, method: str) -> tuple[bool, bool, bool]:
+def score_view(
+    found: Localizers, view: BoxView, method: str, grid: int = LOCALIZATION_GRID
+) -> tuple[bool, bool, bool]:
     """(top-5 right, top-1 right, protocol (a) right) for one image."""
-    boxes = localize(found, view, method)
+    boxes = localize(found, view, method, grid)
     ranked = image_posteriors(boxes).argsort(descending=True).tolist()
     right = view.label in ranked[:TOP_K] and box_correct(class_box(boxes, view.label), view.boxes)
     first = ranked[0] == view.label and right
@@ -140,20 +159,21 @@ def evaluate_localization(
     workers: int = 0,
     limit: int | None = None,
     strict: bool = False,
+    grid: int = LOCALIZATION_GRID,
 ) -> dict[str, Any]:
     """The localisation errors (percent) of ``checkpoints`` rated by ``classifiers`` on ``data``.
 
     ``method``: ``dense`` (protocol (b): every window's boxes, pooled over nets and scales,
-    merged greedily) or ``center``. ``scales``: test scales for every net (default Q = S of
-    each). ``boxes``: VOC XML folder for image folders. ``limit``: the first N images, spread
-    over the classes. ``strict``: refuse an image with no box instead of skipping it.
-    ``split``, ``val_labels``, ``device``, ``precision`` (``auto``: bf16 where native),
+    merged greedily), ``multi-crop`` (the same over a ``grid`` x ``grid`` of crops per scale,
+    each through the plain net) or ``center``. ``scales``: test scales for every net
+    (default Q = S of each). ``boxes``: VOC XML folder for image folders. ``limit``: the
+    first N images, spread over the classes. ``strict``: refuse an image with no box
+    instead of skipping it. ``grid``: the multi-crop grid side. ``split``, ``val_labels``, ``device``, ``precision`` (``auto``: bf16 where native),
     ``batch_size``, ``workers`` as for ``vggnet eval``.
     Returns ``top5_localization_error``, ``top1_localization_error``,
     ``gt_class_localization_error``, ``images`` and what was used.
     """
-    if method not in LOCALIZATION_METHODS:
-        raise VGGError(f"--method {method}: localisation takes {' or '.join(LOCALIZATION_METHODS)}")
+    check_method(method)
     torch_device = resolve_device(device or default_device())
     found = load_localizers(checkpoints, classifiers, scales, torch_device)
     source = box_source(open_source(data, split, val_labels), boxes, strict)
@@ -168,7 +188,7 @@ def evaluate_localization(
                 if not isinstance(view, BoxView):
                     skipped.append(view.reason)
                     continue
-                counts += torch.tensor(score_view(found, view, method))
+                counts += torch.tensor(score_view(found, view, method, grid))
     images = sum(1 for _ in indices) - len(skipped)
     errors = [error_percent(int(c), images) for c in counts]
     return localization_result(found, source, method, errors, images, skipped)
@@ -229,8 +249,7 @@ def predict_boxes(
     for ``evaluate_localization``. Returns (one dict per image: class, probability, box and PNG;
     one line per file that could not be read).
     """
-    if method not in LOCALIZATION_METHODS:
-        raise VGGError(f"--method {method}: localisation takes {' or '.join(LOCALIZATION_METHODS)}")
+    check_method(method)
     torch_device = resolve_device(device or default_device())
     found = load_localizers(checkpoints, classifiers, scales, torch_device)
     folder = Path(out)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vggnet.apps.localization import LOCALIZATION_METHODS, evaluate_localization, predict_boxes
+from vggnet.apps.localization import check_method, evaluate_localization, predict_boxes
 from vggnet.cli.common import check_output
 from vggnet.errors import VGGError
 from vggnet.serialization import strict_json, write_json
@@ -48,13 +48,10 @@ def add_task_flags(parser: argparse.ArgumentParser, predict: bool = False) -> No
     )
 
 
-def check_method(args: argparse.Namespace) -> str:
-    """The localisation method: dense (protocol (b)) unless --method center."""
+def chosen_method(args: argparse.Namespace) -> str:
+    """The localisation method: dense (protocol (b)) unless --method says multi-crop or center."""
     method = args.method or "dense"
-    if method not in LOCALIZATION_METHODS:
-        raise VGGError(
-            f"--method {method}: --task localization takes {' or '.join(LOCALIZATION_METHODS)}"
-        )
+    check_method(method)
     return method
 
 
@@ -71,7 +68,7 @@ def run_eval_localization(args: argparse.Namespace) -> None:
         args.checkpoint,
         args.classifier or [],
         args.data,
-        check_method(args),
+        chosen_method(args),
         args.scales,
         split=args.split,
         boxes=args.boxes,
@@ -82,6 +79,7 @@ def run_eval_localization(args: argparse.Namespace) -> None:
         workers=args.workers,
         limit=args.limit,
         strict=args.strict,
+        grid=args.grid,
     )
     for reason in result["skipped"]:
         print(f"vggnet: warning: skipped {reason}", file=sys.stderr)
@@ -105,7 +103,7 @@ def run_predict_localization(args: argparse.Namespace) -> int:
         args.classifier or [],
         args.images,
         args.out,
-        check_method(args),
+        chosen_method(args),
         args.scales,
         args.device,
         args.precision,

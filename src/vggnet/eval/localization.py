@@ -2,7 +2,8 @@
 
 (a) centre crop: the net's box for the ground-truth class from the central crop.
 (b) dense: the net over the whole image at each test scale gives a box per window (and per
-class); the boxes of every scale and net are pooled, merged greedily as OverFeat does
+class); or multi-crop: a grid of crops, each through the plain net, gives a box per crop.
+The boxes of every scale and net are pooled, merged greedily as OverFeat does
 (``greedy_merge``: spatially close boxes averaged), and each merged box is rated by the
 classification nets' posteriors at its windows. A box is right when its IoU with a
 ground-truth box of the image's class exceeds 0.5; the top-5 localisation error counts
@@ -19,7 +20,7 @@ from torchvision.ops import box_iou
 
 from vggnet.data.box_views import BoxView
 from vggnet.data.boxes import box_correct, from_crop_params, uncrop_box
-from vggnet.data.geometry import center_offset
+from vggnet.data.geometry import center_offset, grid_offsets
 from vggnet.data.transforms import center_crop
 from vggnet.eval.protocols import ScoredModel
 from vggnet.model.dense import to_dense
@@ -121,6 +122,40 @@ def window_confidence(posterior_maps: list[torch.Tensor], height: int, width: in
     return image_level.expand(height * width, -1)
 
 
+def crop_window_boxes(
+    nets: list[tuple[ScoredModel, list[int]]],
+    classifiers: list[ScoredModel],
+    view: BoxView,
+    scales: list[int],
+    grid: int,
+) -> WindowBoxes:
+    """Multi-crop localisation: a ``grid`` x ``grid`` of crops at each test scale, each run as
+    the plain net (the boundary conditions it was trained with), rated by the classifiers'
+    posteriors on the same crop (their centre crop's, when their crop size differs)."""
+    boxes, confidence = [], []
+    for net, net_scales in nets:
+        crop = net.model.spec.crop_size
+        for q in net_scales:
+            image = view.views[scales.index(q)]
+            offsets = list(
+                dict.fromkeys(
+                    (x, t)
+                    for t in grid_offsets(image.shape[-2], crop, grid)
+                    for x in grid_offsets(image.shape[-1], crop, grid)
+                )
+            )
+            crops = torch.stack([image[:, t : t + crop, x : x + crop] for x, t in offsets])
+            boxes.append(map_boxes(_plain_scores(net, crops), view, q, crop, offsets))
+            rated = [
+                _plain_scores(c, crops).softmax(1)
+                if c.model.spec.crop_size == crop
+                else _crop_scores(c, image).softmax(0).expand(len(crops), -1)
+                for c in classifiers
+            ]
+            confidence.append(torch.stack(rated).mean(0))
+    return WindowBoxes(torch.cat(boxes), torch.cat(confidence))
+
+
 def center_window_boxes(
     nets: list[tuple[ScoredModel, list[int]]],
     classifiers: list[ScoredModel],
@@ -146,6 +181,12 @@ def _score_map(sm: ScoredModel, image: torch.Tensor) -> torch.Tensor:
     device = next(sm.model.parameters()).device
     x = sm.normalizer(image[None].to(device))
     return to_dense(sm.model)(x)[0].float().cpu()
+
+
+def _plain_scores(sm: ScoredModel, crops: torch.Tensor) -> torch.Tensor:
+    """The plain net's outputs (N, outputs) on uint8 crops of its crop size."""
+    device = next(sm.model.parameters()).device
+    return sm.model(sm.normalizer(crops.to(device))).float().cpu()
 
 
 def _crop_scores(sm: ScoredModel, image: torch.Tensor) -> torch.Tensor:
