@@ -152,3 +152,24 @@ def test_multi_crop_localisation_runs_each_grid_crop_through_the_plain_net():
         expected = uncrop_box(in_view, (80, 60), 48, 0, 0)  # x 80/64, y 60/48
         torch.testing.assert_close(found.boxes[k, 0], expected, rtol=1e-5, atol=1e-4)
         torch.testing.assert_close(found.confidence[k], posterior)
+
+
+def test_several_localisation_nets_pool_their_boxes_before_merging():
+    classifier = tiny("A", crop_size=32)
+    classifier.classes = [f"c{i}" for i in range(10)]
+    nets = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        net = localization_net(classifier, "per-class", init="kaiming").eval()
+        nets.append((prepare(net, Protocol("center", [64]), torch.device("cpu"), str(seed)), [64]))
+    cls = prepare(classifier, Protocol("center", [64]), torch.device("cpu"), "cls")
+    view = BoxView(
+        [torch.randint(0, 256, (3, 64, 96), dtype=torch.uint8)], 0, 0, (96, 64), torch.zeros(1, 4)
+    )
+    pooled = dense_window_boxes(nets, [cls], view, [64])
+    alone = [dense_window_boxes([n], [cls], view, [64]) for n in nets]
+    assert torch.equal(pooled.boxes, torch.cat([a.boxes for a in alone]))  # 2 x 3 windows each
+    assert pooled.boxes.shape == (12, 10, 4)
+    torch.testing.assert_close(
+        class_box(pooled, 4), greedy_merge(pooled.boxes[:, 4], pooled.confidence[:, 4])[0][0]
+    )

@@ -90,6 +90,12 @@ def test_a_localisation_run_resumes_and_trains_only_what_it_should(box_run, caps
         k for k, v in classifier.state_dict().items() if not torch.equal(v, net.state_dict()[k])
     ]
     assert any(k.startswith("conv") for k in changed)  # all layers fine-tuned by default
+    from vggnet.plots import run_figure
+
+    figure = run_figure(root / "loc")
+    labels = [t.get_text() for t in figure.axes[1].get_legend().get_texts()]
+    assert labels == ["train box (IoU <= 0.5)", "val localisation (true class)"]
+    assert figure.axes[0].get_ylabel() == "Euclidean (boxes)"
 
 
 def test_fc_only_fine_tuning_leaves_the_convolutions_as_they_were(box_run, tmp_path):

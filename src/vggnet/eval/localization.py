@@ -40,9 +40,9 @@ def greedy_merge(
 
     ``boxes``: (n, 4) (x0, y0, x1, y1); ``scores``: (n,) each box's confidence.
     """
-    sums = [b.double() for b in boxes]  # coordinate sums, so a merge is the members' mean
+    sums = [b.double() for b in boxes.detach()]  # coordinate sums, so a merge is the members' mean
     counts = [1] * len(sums)
-    totals = [float(s) for s in scores]
+    totals = scores.detach().double().tolist()
     while len(sums) > 1:
         means = torch.stack([s / c for s, c in zip(sums, counts, strict=True)])
         overlap = box_iou(means, means).fill_diagonal_(-1.0)
