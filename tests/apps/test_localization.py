@@ -83,6 +83,12 @@ def test_eval_cli_prints_and_writes_the_errors(nets, run_cli, tmp_path):
     swapped = ["eval", "--task", "localization", "--checkpoint", nets / "cls.ckpt"]
     status, _, err = run_cli(*swapped, "--classifier", nets / "loc.ckpt", "--data", nets / "data")
     assert status == 2 and "is a classification net: pass it as --classifier" in err
+    for plain in (
+        ["eval", "--checkpoint", nets / "loc.ckpt", "--data", nets / "data"],
+        ["predict", "--checkpoint", nets / "loc.ckpt", nets / "data/val/cat/val-cat-0.png"],
+    ):  # a box net is not scored as a classifier
+        status, _, err = run_cli(*plain, "--device", "cpu")
+        assert status == 2 and "is a localisation net (its outputs are boxes)" in err
     status, _, err = run_cli(*args[:5], "--data", nets / "data", "--boxes", nets / "boxes")
     assert status == 2 and "give --classifier CKPT" in err
     status, _, err = run_cli(

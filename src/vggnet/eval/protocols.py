@@ -176,11 +176,22 @@ def part_posteriors(
     return multicrop_posteriors(sm, images, protocol.grid, protocol.flip, batch_size)
 
 
+def classifier_checkpoint(path: str) -> VGG:
+    """Load a classification net (never running code from the file); a localisation net is
+    refused in one line that says how to score it."""
+    model = load_checkpoint(path, map_location="cpu")
+    if model.card.box_regression is not None:
+        raise VGGError(
+            f"{path} is a localisation net (its outputs are boxes): score it with --task "
+            "localization and a --classifier CKPT"
+        )
+    return model
+
+
 def load_models(
     paths: list[str], protocol: Protocol, device: torch.device, channels_last: bool = False
 ) -> list[ScoredModel]:
-    """Load checkpoints (never running code from them) and prepare them for scoring."""
+    """Load classification checkpoints and prepare them for scoring."""
     return [
-        prepare(load_checkpoint(p, map_location="cpu"), protocol, device, str(p), channels_last)
-        for p in paths
+        prepare(classifier_checkpoint(p), protocol, device, str(p), channels_last) for p in paths
     ]

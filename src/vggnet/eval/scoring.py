@@ -11,7 +11,6 @@ import time
 
 import torch
 
-from vggnet.checkpoint import load_checkpoint
 from vggnet.data import open_source
 from vggnet.data.geometry import Scale, single_test_scale
 from vggnet.data.images import BadImage, decode_image
@@ -32,6 +31,7 @@ from vggnet.eval.protocols import (
     PARTS,
     Protocol,
     ScoredModel,
+    classifier_checkpoint,
     load_models,
     part_posteriors,
     prepare,
@@ -178,7 +178,7 @@ def predict_images(
 
     Without scales in ``protocol``, Table 3's single test scale: Q = S, or (Smin + Smax) / 2.
     """
-    model = load_checkpoint(checkpoint)
+    model = classifier_checkpoint(checkpoint)
     if not protocol.scales:
         if model.train_scale is None:
             raise VGGError(f"{checkpoint} stores no training scale: pass --scales Q")
