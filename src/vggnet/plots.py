@@ -76,6 +76,9 @@ def run_title(run_dir: Path) -> str:
         f"init {cfg.get('init')}",
         f"data {cfg.get('data')}",
     ]
+    if cfg.get("task") == "localization":
+        what = f"{cfg.get('regression')} boxes, {cfg.get('finetune_layers')} layers"
+        parts.insert(0, f"localisation ({what}) from {cfg.get('finetune_from')}")
     return f"{run_dir.name}: " + ", ".join(parts)
 
 

@@ -96,6 +96,7 @@ def test_a_localisation_run_resumes_and_trains_only_what_it_should(box_run, caps
     labels = [t.get_text() for t in figure.axes[1].get_legend().get_texts()]
     assert labels == ["train box (IoU <= 0.5)", "val localisation (true class)"]
     assert figure.axes[0].get_ylabel() == "Euclidean (boxes)"
+    assert "localisation (per-class boxes, all layers) from" in figure._suptitle.get_text()
 
 
 def test_fc_only_fine_tuning_leaves_the_convolutions_as_they_were(box_run, tmp_path):
