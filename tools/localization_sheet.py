@@ -1,7 +1,7 @@
 """A contact sheet of localisation results on val scenes: true box green, predicted box red.
 
 The predicted box is the one ``vggnet eval --task localization`` scores for the top-1
-class (dense protocol with greedy merging, or the centre crop), titled with that class.
+class (multi-crop or dense with greedy merging, or the centre crop), titled with that class.
 
     PYTHONPATH=src python3 tools/localization_sheet.py --checkpoint LOC.ckpt \
         --classifier CLS.ckpt --data fashion-mnist-canvas:val=2000 --out docs/localization.png
@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", action="append", required=True)
     parser.add_argument("--classifier", action="append", required=True)
     parser.add_argument("--data", required=True)
-    parser.add_argument("--method", default="dense", choices=LOCALIZATION_METHODS)
+    parser.add_argument("--method", default="multi-crop", choices=LOCALIZATION_METHODS)
     parser.add_argument("--count", type=int, default=24)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()

@@ -72,6 +72,7 @@ def test_eval_cli_prints_and_writes_the_errors(nets, run_cli, tmp_path):
     args += ["--classifier", nets / "cls.ckpt", "--data", nets / "data", "--boxes", nets / "boxes"]
     status, out, _ = run_cli(*args, "--json", tmp_path / "r.json", "--device", "cpu")
     assert status == 0 and "top-5 localisation error" in out and "(1 images without boxes" in out
+    assert "localisation, multi-crop, 7 images" in out  # the default protocol
     result = json.loads((tmp_path / "r.json").read_text())
     assert {"top5_localization_error", "gt_class_localization_error", "images"} <= set(result)
     status, _, err = run_cli(*args, "--strict", "--device", "cpu")
@@ -101,7 +102,7 @@ def test_predict_draws_the_top_box_with_its_class(nets, run_cli, tmp_path):
     image = nets / "data/val/cat/val-cat-0.png"
     args = ["predict", "--task", "localization", "--checkpoint", nets / "loc.ckpt"]
     args += ["--classifier", nets / "cls.ckpt", image, "--out", tmp_path, "--device", "cpu"]
-    status, out, _ = run_cli(*args, "--json")
+    status, out, _ = run_cli(*args, "--json", "--method", "dense")
     assert status == 0
     [result] = json.loads(out)["results"]
     assert result["class"] in ("cat", "dog") and 0.5 <= result["probability"] <= 1

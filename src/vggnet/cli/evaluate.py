@@ -75,7 +75,7 @@ def add_eval_parser(sub: Any) -> None:
         type=resolve_method,
         choices=METHODS,
         help=f"test protocol (default {DEFAULT_PROTOCOL.method}; with --task localization: "
-        "dense, or center)",
+        "multi-crop (default), dense or center)",
     )
     e.add_argument(
         "--scales",
@@ -173,7 +173,7 @@ def add_predict_parser(sub: Any) -> None:
         type=resolve_method,
         choices=METHODS,
         help=f"test protocol (default {DEFAULT_PROTOCOL.method}; with --task localization: "
-        "dense, or center)",
+        "multi-crop (default), dense or center)",
     )
     p.add_argument(
         "--scales", type=scales, metavar="Q[,Q...]", help="default: Q = S (Table 3's rule)"

@@ -9,7 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vggnet.apps.localization import check_method, evaluate_localization, predict_boxes
+from vggnet.apps.localization import (
+    DEFAULT_LOCALIZATION_METHOD,
+    check_method,
+    evaluate_localization,
+    predict_boxes,
+)
 from vggnet.cli.common import check_output
 from vggnet.errors import VGGError
 from vggnet.serialization import strict_json, write_json
@@ -49,8 +54,8 @@ def add_task_flags(parser: argparse.ArgumentParser, predict: bool = False) -> No
 
 
 def chosen_method(args: argparse.Namespace) -> str:
-    """The localisation method: dense (protocol (b)) unless --method says multi-crop or center."""
-    method = args.method or "dense"
+    """The localisation method: --method, or multi-crop (protocol (b) over a grid of crops)."""
+    method = args.method or DEFAULT_LOCALIZATION_METHOD
     check_method(method)
     return method
 
