@@ -46,7 +46,7 @@ from vggnet.metrics import error_percent
 from vggnet.model.localization import is_localization_net
 
 # Protocol (b) with greedy merging, over the dense map's windows or a grid of crops; the
-# centre crop. Multi-crop is the default: it beat dense by 25-50 points on every net of
+# centre crop. Multi-crop is the default: it beat dense by 28-52 points on every net of
 # docs/RESULTS.md's localisation study (a box regressor leans on its crop's zero padding).
 LOCALIZATION_METHODS = ("dense", "multi-crop", "center")
 DEFAULT_LOCALIZATION_METHOD = "multi-crop"
