@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vggnet.data.boxes import BoxedSource
 from vggnet.data.images import BadImage
-from vggnet.data.loader import Skipped, collate_views, worker_options
+from vggnet.data.loader import Skipped, collate_views, ordered_loader
 from vggnet.data.transforms import rescale
 
 
@@ -54,12 +54,7 @@ class BoxViewSet(Dataset):
 def box_views_loader(
     source: BoxedSource, scales: list[int], indices: list[int], batch_size: int, workers: int = 0
 ) -> DataLoader:
-    """Lists of ``BoxView`` or ``Skipped``: images at every test scale, with their boxes."""
-    return DataLoader(
-        BoxViewSet(source, scales, indices),
-        batch_size=batch_size,
-        num_workers=workers,
-        collate_fn=collate_views,
-        persistent_workers=workers > 0,
-        **worker_options(workers),
-    )
+    """Lists of ``BoxView`` or ``Skipped``: images at every test scale, with their boxes
+    (its workers persist: a run validates with it every epoch)."""
+    dataset = BoxViewSet(source, scales, indices)
+    return ordered_loader(dataset, batch_size, collate_views, workers, persistent=True)

@@ -292,12 +292,21 @@ def center_loader(
     Its workers persist: a run validates with the same loader every epoch, and forking
     them anew would pay their start-up (and a garbage collection) every epoch.
     """
+    dataset = RescaledSet(source, [scale], indices)
+    return ordered_loader(dataset, batch_size, center_collate(crop), workers, persistent=True)
+
+
+def ordered_loader(
+    dataset: Dataset, batch_size: int, collate_fn: Callable, workers: int, persistent: bool
+) -> DataLoader:
+    """Batches of test images in order; ``persistent``: the workers live across passes (a
+    run's validation loader, used every epoch)."""
     return DataLoader(
-        RescaledSet(source, [scale], indices),
+        dataset,
         batch_size=batch_size,
         num_workers=workers,
-        collate_fn=center_collate(crop),
-        persistent_workers=workers > 0,
+        collate_fn=collate_fn,
+        persistent_workers=persistent and workers > 0,
         **worker_options(workers),
     )
 
@@ -306,10 +315,5 @@ def views_loader(
     source, scales: list[int], indices: range | list[int] | None, batch_size: int, workers: int = 0
 ) -> DataLoader:
     """Lists of (views at every Q, label, index) or ``Skipped``: the input of test protocols."""
-    return DataLoader(
-        RescaledSet(source, scales, indices),
-        batch_size=batch_size,
-        num_workers=workers,
-        collate_fn=collate_views,
-        **worker_options(workers),
-    )
+    dataset = RescaledSet(source, scales, indices)
+    return ordered_loader(dataset, batch_size, collate_views, workers, persistent=False)
