@@ -103,16 +103,32 @@ def test_fc_only_fine_tuning_leaves_the_convolutions_as_they_were(box_run, tmp_p
     from vggnet.cli import main
 
     root, loc = box_run
-    loc = [a if a != str(root / "loc") else str(tmp_path / "fc") for a in loc]
-    assert main([*loc, "--finetune-layers", "fc", "--regression", "single-class"]) == 0
-    net = load_checkpoint(tmp_path / "fc/last.ckpt")
-    classifier = load_checkpoint(root / "cls/last.ckpt")
-    for key, value in classifier.state_dict().items():
-        if key.startswith("fc8"):
-            continue
-        same = torch.equal(value, net.state_dict()[key])
-        assert same == (not key.startswith(("fc6", "fc7"))), key
-    assert net.spec.num_classes == 4
+    for batch_norm in (False, True):
+        out = tmp_path / f"fc-{batch_norm}"
+        args = [a if a != str(root / "loc") else str(out) for a in loc]
+        cls = str(root / "cls/last.ckpt")
+        if batch_norm:  # a batch-norm classifier: its running statistics must stay too
+            args = [a if a != cls else str(tmp_path / "cls-bn/last.ckpt") for a in args]
+            cls = str(tmp_path / "cls-bn/last.ckpt")
+            first = train_args(
+                tmp_path / "cls-bn",
+                "--epochs",
+                "1",
+                "--batch-norm",
+                data=args[args.index("--data") + 1],
+            )
+            assert main(first) == 0
+            args.append("--batch-norm")
+        assert main([*args, "--finetune-layers", "fc", "--regression", "single-class"]) == 0
+        net = load_checkpoint(out / "last.ckpt")
+        classifier = load_checkpoint(cls)
+        for key, value in classifier.state_dict().items():
+            if key.startswith("fc8") or key.endswith("num_batches_tracked"):
+                continue
+            same = torch.equal(value, net.state_dict()[key])
+            assert same == (not key.startswith(("fc6", "fc7"))), key
+        assert net.spec.num_classes == 4
+        assert any(k.startswith("bn") for k in net.state_dict()) == batch_norm
 
 
 @pytest.mark.parametrize(

@@ -61,7 +61,11 @@ def select_boxes(outputs: torch.Tensor, labels: torch.Tensor, regression: str) -
 
 
 def freeze_convolutions(model: nn.Module, finetune_layers: str) -> None:
-    """Fine-tune all layers, or (``fc``, as OverFeat) only the fully connected ones."""
+    """Fine-tune all layers, or (``fc``, as OverFeat) only the fully connected ones.
+
+    Frozen batch norms keep their running statistics too (momentum 0): the convolutional
+    part stays the classifier's, and training normalises with each batch as always.
+    """
     if finetune_layers not in FINETUNE_LAYERS:
         raise VGGError(
             f"--finetune-layers {finetune_layers}: choose {' or '.join(FINETUNE_LAYERS)}"
@@ -71,3 +75,5 @@ def freeze_convolutions(model: nn.Module, finetune_layers: str) -> None:
     for name, layer in model.named_children():
         if not name.startswith("fc"):
             layer.requires_grad_(False)
+        if isinstance(layer, nn.BatchNorm2d):
+            layer.momentum = 0.0
