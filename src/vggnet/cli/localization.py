@@ -18,8 +18,7 @@ from vggnet.apps.localization import (
 from vggnet.cli.common import check_output
 from vggnet.errors import VGGError
 from vggnet.serialization import strict_json, write_json
-
-TASKS = ("classification", "localization")
+from vggnet.train.config import TASKS
 
 
 def add_task_flags(parser: argparse.ArgumentParser, predict: bool = False) -> None:
