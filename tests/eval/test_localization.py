@@ -15,7 +15,7 @@ from vggnet.eval.localization import (
     crop_window_boxes,
     dense_window_boxes,
     greedy_merge,
-    top5_correct,
+    localization_hits,
 )
 from vggnet.eval.protocols import Protocol, prepare
 from vggnet.model.localization import localization_net, select_boxes
@@ -123,10 +123,14 @@ def test_top5_criterion_needs_the_true_class_in_the_top_5_and_its_box_right():
     view = BoxView([], 6, 0, (64, 64), truth)
     confidence = torch.tensor([[0.3, 0.2, 0.15, 0.1, 0.09, 0.08, 0.08]] * 2)
     # class 6 ranks 7th (a tie with class 5 goes to the lower index): outside the top 5
-    assert not top5_correct(WindowBoxes(boxes, confidence), view)
+    assert not localization_hits(WindowBoxes(boxes, confidence), view)[0]
     confidence[:, 6] = 0.12  # now 4th
-    assert top5_correct(WindowBoxes(boxes, confidence), view)
-    assert not top5_correct(WindowBoxes(boxes, confidence), BoxView([], 0, 0, (64, 64), truth))
+    assert localization_hits(WindowBoxes(boxes, confidence), view) == (True, False)  # top-1: 0
+    confidence[:, 6] = 0.5
+    assert localization_hits(WindowBoxes(boxes, confidence), view) == (True, True)
+    assert not localization_hits(
+        WindowBoxes(boxes, confidence), BoxView([], 0, 0, (64, 64), truth)
+    )[0]
     single = WindowBoxes(boxes[:, 6:7], confidence)  # single-class: one box for every class
     assert torch.equal(class_box(single, 2), torch.tensor(good))
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from PIL import Image
+from torchvision.utils import draw_bounding_boxes
 
 from vggnet.checkpoint import load_checkpoint
 from vggnet.data.box_views import BoxView, box_views_loader
@@ -32,14 +33,15 @@ from vggnet.devices import (
 )
 from vggnet.errors import VGGError
 from vggnet.eval.localization import (
-    TOP_K,
     WindowBoxes,
+    center_net_boxes,
     center_window_boxes,
     class_box,
     crop_window_boxes,
     dense_window_boxes,
-    gt_class_box,
     image_posteriors,
+    localization_hits,
+    true_class_box,
 )
 from vggnet.eval.protocols import Protocol, ScoredModel, prepare
 from vggnet.metrics import error_percent
@@ -124,26 +126,28 @@ def load_localizers(
 
 
 def localize(
-    found: Localizers, view: BoxView, method: str, grid: int = LOCALIZATION_GRID
+    found: Localizers,
+    view: BoxView,
+    method: str,
+    grid: int = LOCALIZATION_GRID,
+    center_boxes: torch.Tensor | None = None,
 ) -> WindowBoxes:
-    """One image's candidate boxes and their confidences under ``method``."""
+    """One image's candidate boxes and their confidences under ``method`` (``center_boxes``:
+    the nets' centre-crop boxes, if already found)."""
     if method == "dense":
         return dense_window_boxes(found.nets, found.classifiers, view, found.scales)
     if method == "multi-crop":
         return crop_window_boxes(found.nets, found.classifiers, view, found.scales, grid)
-    return center_window_boxes(found.nets, found.classifiers, view, found.scales)
+    return center_window_boxes(found.nets, found.classifiers, view, found.scales, center_boxes)
 
 
 def score_view(
     found: Localizers, view: BoxView, method: str, grid: int = LOCALIZATION_GRID
 ) -> tuple[bool, bool, bool]:
     """(top-5 right, top-1 right, protocol (a) right) for one image."""
-    boxes = localize(found, view, method, grid)
-    ranked = image_posteriors(boxes).argsort(descending=True).tolist()
-    right = view.label in ranked[:TOP_K] and box_correct(class_box(boxes, view.label), view.boxes)
-    first = ranked[0] == view.label and right
-    truth = box_correct(gt_class_box(found.nets, view, found.scales), view.boxes)
-    return right, first, truth
+    center = center_net_boxes(found.nets, view, found.scales)
+    top5, top1 = localization_hits(localize(found, view, method, grid, center), view)
+    return top5, top1, box_correct(true_class_box(center, view.label), view.boxes)
 
 
 def evaluate_localization(
@@ -191,7 +195,7 @@ def evaluate_localization(
                     skipped.append(view.reason)
                     continue
                 counts += torch.tensor(score_view(found, view, method, grid))
-    images = sum(1 for _ in indices) - len(skipped)
+    images = len(indices) - len(skipped)
     errors = [error_percent(int(c), images) for c in counts]
     return localization_result(found, source, method, errors, images, skipped)
 
@@ -222,14 +226,15 @@ def localization_result(
 DRAW_SHORT_SIDE = 256  # small images are enlarged before drawing, so the label is legible
 
 
-def draw_box(image: torch.Tensor, box: torch.Tensor, label: str) -> torch.Tensor:
-    """``image`` (C, H, W) uint8 as RGB with ``box`` (image pixels) and ``label`` drawn on it."""
-    from torchvision.utils import draw_bounding_boxes
-
-    height, width = image.shape[-2:]
-    if min(height, width) < DRAW_SHORT_SIDE:
+def draw_box(
+    image: torch.Tensor, full: tuple[int, int], box: torch.Tensor, label: str
+) -> torch.Tensor:
+    """``image`` (C, H, W) uint8, decoded at any size from a (width, height) ``full`` one, as
+    RGB with ``box`` (full-size pixels) and ``label`` drawn on it; enlarged to a
+    ``DRAW_SHORT_SIDE`` short side if it is smaller."""
+    if min(image.shape[-2:]) < DRAW_SHORT_SIDE:
         image = rescale(image, DRAW_SHORT_SIDE)
-        box = box * torch.tensor([image.shape[-1] / width, image.shape[-2] / height] * 2)
+    box = box * torch.tensor([image.shape[-1] / full[0], image.shape[-2] / full[1]] * 2)
     rgb = image.expand(3, -1, -1) if image.shape[0] == 1 else image
     return draw_bounding_boxes(rgb, box[None].float(), [label], colors="red", width=3)
 
@@ -265,8 +270,6 @@ def predict_boxes(
             except BadImage as err:
                 failures.append(str(err))
                 continue
-            if tuple(image.shape[-2:]) != (full[1], full[0]):
-                image = rescale(image, min(full))  # back to full size: boxes are in its pixels
             view = BoxView(
                 [rescale(image, q) for q in found.scales], -1, -1, full, torch.empty(0, 4)
             )
@@ -284,7 +287,7 @@ def draw_prediction(
     box = class_box(boxes, top)
     name = found.classes[top]
     png = folder / f"{path.stem}.boxes.png"
-    drawn = draw_box(image, box, f"{name} {100 * float(posteriors[top]):.1f}%")
+    drawn = draw_box(image, view.full, box, f"{name} {100 * float(posteriors[top]):.1f}%")
     Image.fromarray(drawn.permute(1, 2, 0).numpy()).save(png)
     return {
         "image": str(path),

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from torchvision.ops import box_iou
 
 from vggnet.data.box_views import BoxView
@@ -24,7 +25,6 @@ from vggnet.data.geometry import center_offset, grid_offsets
 from vggnet.data.transforms import center_crop
 from vggnet.eval.protocols import ScoredModel
 from vggnet.model.dense import to_dense
-from vggnet.model.localization import select_boxes
 from vggnet.model.vgg import FEATURE_STRIDE
 
 MERGE_IOU = 0.5  # boxes at least this close are merged (averaged)
@@ -70,14 +70,18 @@ class WindowBoxes:
 
 
 def map_boxes(
-    outputs: torch.Tensor, view: BoxView, q: int, crop: int, offsets: list[tuple[int, int]]
+    outputs: torch.Tensor,
+    full: tuple[int, int],
+    q: int,
+    crop: int,
+    offsets: list[tuple[int, int]],
 ) -> torch.Tensor:
     """fc8 outputs (windows, 4K or 4) at (left, top) ``offsets`` of view Q -> (windows, K|1, 4) image boxes."""
     params = outputs.float().reshape(len(outputs), -1, 4)
     in_view = from_crop_params(params, crop)
     shift = torch.tensor(offsets, dtype=in_view.dtype, device=in_view.device)
     shifted = in_view + shift.repeat(1, 2)[:, None, :]
-    return uncrop_box(shifted, view.full, q, 0, 0)
+    return uncrop_box(shifted, full, q, 0, 0)
 
 
 def window_offsets(height: int, width: int) -> list[tuple[int, int]]:
@@ -108,7 +112,7 @@ def dense_window_boxes(
             outputs = _score_map(net, image)  # (4K or 4, h, w)
             h, w = outputs.shape[-2:]
             crop = net.model.spec.crop_size
-            boxes.append(map_boxes(outputs.flatten(1).T, view, q, crop, window_offsets(h, w)))
+            boxes.append(map_boxes(outputs.flatten(1).T, view.full, q, crop, window_offsets(h, w)))
             confidence.append(window_confidence(posterior_maps[q], h, w))
     return WindowBoxes(torch.cat(boxes), torch.cat(confidence))
 
@@ -145,7 +149,7 @@ def crop_window_boxes(
                 )
             )
             crops = torch.stack([image[:, t : t + crop, x : x + crop] for x, t in offsets])
-            boxes.append(map_boxes(_plain_scores(net, crops), view, q, crop, offsets))
+            boxes.append(map_boxes(_plain_scores(net, crops), view.full, q, crop, offsets))
             rated = [
                 _plain_scores(c, crops).softmax(1)
                 if c.model.spec.crop_size == crop
@@ -156,24 +160,59 @@ def crop_window_boxes(
     return WindowBoxes(torch.cat(boxes), torch.cat(confidence))
 
 
+def center_crop_boxes(
+    net: nn.Module,
+    normalizer: nn.Module,
+    images: list[torch.Tensor],
+    fulls: list[tuple[int, int]],
+    q: int,
+    crop: int,
+) -> torch.Tensor:
+    """The boxes (N, K or 1, 4), in image pixels, that ``net`` predicts from the centre crop
+    of each uint8 view at Q (``fulls``: each image's (width, height) before rescaling)."""
+    device = next(net.parameters()).device
+    batch = torch.stack([center_crop(image, crop) for image in images]).to(device)
+    outputs = net(normalizer(batch)).float().cpu()
+    boxes = []
+    for output, image, full in zip(outputs, images, fulls, strict=True):
+        offset = (center_offset(image.shape[-1], crop), center_offset(image.shape[-2], crop))
+        boxes.append(map_boxes(output[None], full, q, crop, [offset])[0])
+    return torch.stack(boxes)
+
+
+def center_net_boxes(
+    nets: list[tuple[ScoredModel, list[int]]], view: BoxView, scales: list[int]
+) -> torch.Tensor:
+    """Each localisation net's boxes (nets, K or 1, 4) from its centre crop at its first Q."""
+    return torch.stack(
+        [
+            center_crop_boxes(
+                net.model,
+                net.normalizer,
+                [view.views[scales.index(net_scales[0])]],
+                [view.full],
+                net_scales[0],
+                net.model.spec.crop_size,
+            )[0]
+            for net, net_scales in nets
+        ]
+    )
+
+
 def center_window_boxes(
     nets: list[tuple[ScoredModel, list[int]]],
     classifiers: list[ScoredModel],
     view: BoxView,
     scales: list[int],
+    boxes: torch.Tensor | None = None,
 ) -> WindowBoxes:
-    """Each localisation net's boxes from the centre crop at its first test scale, with the
-    classifiers' mean centre-crop posteriors at the first net's."""
+    """Each localisation net's centre-crop boxes (``boxes``, if already found) with the
+    classifiers' mean centre-crop posteriors at the first net's first Q."""
+    if boxes is None:
+        boxes = center_net_boxes(nets, view, scales)
     first = view.views[scales.index(nets[0][1][0])]
     posteriors = torch.stack([_crop_scores(c, first).softmax(0) for c in classifiers]).mean(0)
-    boxes = []
-    for net, net_scales in nets:
-        image = view.views[scales.index(net_scales[0])]
-        crop = net.model.spec.crop_size
-        offset = (center_offset(image.shape[-1], crop), center_offset(image.shape[-2], crop))
-        outputs = _crop_scores(net, image)[None]
-        boxes.append(map_boxes(outputs, view, net_scales[0], crop, [offset]))
-    return WindowBoxes(torch.cat(boxes), posteriors.expand(len(boxes), -1))
+    return WindowBoxes(boxes, posteriors.expand(len(boxes), -1))
 
 
 def _score_map(sm: ScoredModel, image: torch.Tensor) -> torch.Tensor:
@@ -196,10 +235,14 @@ def _crop_scores(sm: ScoredModel, image: torch.Tensor) -> torch.Tensor:
     return sm.model(x)[0].float().cpu()
 
 
+def class_column(boxes: torch.Tensor, c: int) -> torch.Tensor:
+    """Class ``c``'s boxes (..., 4) of boxes (..., K or 1, 4): a single-class net's one box."""
+    return boxes[:, c if boxes.shape[1] > 1 else 0]
+
+
 def class_box(found: WindowBoxes, c: int) -> torch.Tensor:
     """The top merged box for class ``c``: its windows' boxes merged, rated by its posteriors."""
-    boxes = found.boxes[:, c if found.boxes.shape[1] > 1 else 0]
-    merged, _ = greedy_merge(boxes, found.confidence[:, c])
+    merged, _ = greedy_merge(class_column(found.boxes, c), found.confidence[:, c])
     return merged[0]
 
 
@@ -208,25 +251,16 @@ def image_posteriors(found: WindowBoxes) -> torch.Tensor:
     return found.confidence.mean(0)
 
 
-def top5_correct(found: WindowBoxes, view: BoxView, top_k: int = TOP_K) -> bool:
-    """The ILSVRC criterion: the true class is among the top ``top_k`` and its box is right."""
-    posteriors = image_posteriors(found)
-    top = posteriors.topk(min(top_k, len(posteriors))).indices.tolist()
-    return view.label in top and box_correct(class_box(found, view.label), view.boxes)
+def localization_hits(found: WindowBoxes, view: BoxView, top_k: int = TOP_K) -> tuple[bool, bool]:
+    """The ILSVRC criterion at top ``top_k`` and at top 1: the true class is among the best
+    classes and its merged box is right (IoU > 0.5 with a true box)."""
+    ranked = image_posteriors(found).argsort(descending=True, stable=True).tolist()
+    if view.label not in ranked[:top_k]:
+        return False, False
+    right = box_correct(class_box(found, view.label), view.boxes)
+    return right, right and ranked[0] == view.label
 
 
-def gt_class_box(
-    nets: list[tuple[ScoredModel, list[int]]], view: BoxView, scales: list[int]
-) -> torch.Tensor:
-    """Protocol (a): the nets' mean box for the true class, each from its centre crop at its
-    first test scale, in image pixels."""
-    boxes = []
-    for net, net_scales in nets:
-        image = view.views[scales.index(net_scales[0])]
-        crop = net.model.spec.crop_size
-        offset = (center_offset(image.shape[-1], crop), center_offset(image.shape[-2], crop))
-        outputs = _crop_scores(net, image)
-        regression = net.model.card.box_regression or "per-class"
-        params = select_boxes(outputs[None], torch.tensor([view.label]), regression)
-        boxes.append(map_boxes(params, view, net_scales[0], crop, [offset])[0, 0])
-    return torch.stack(boxes).mean(0)
+def true_class_box(center_boxes: torch.Tensor, label: int) -> torch.Tensor:
+    """Protocol (a): the nets' mean centre-crop box (of ``center_net_boxes``) for the true class."""
+    return class_column(center_boxes, label).mean(0)

@@ -401,9 +401,7 @@ class Run:
         """Centre-crop errors at Q: top-1 and top-5, or a localisation net's protocol (a)."""
         cfg = self.cfg
         if cfg.task == "localization":
-            return validate_boxes(
-                self.parts, self.val_loader, cfg.crop, self.q, cfg.regression, self.d
-            )
+            return validate_boxes(self.parts, self.val_loader, cfg.crop, self.q, self.d)
         return validate(self.parts, self.val_loader, cfg, self.d)
 
     def train_error(self) -> float:

@@ -16,11 +16,10 @@ from torch import nn
 from torchvision.ops import box_iou
 
 from vggnet.data.box_views import BoxView, box_views_loader
-from vggnet.data.boxes import IOU_CORRECT, BoxedSource, box_correct, from_crop_params, uncrop_box
-from vggnet.data.geometry import center_offset
+from vggnet.data.boxes import IOU_CORRECT, BoxedSource, box_correct, from_crop_params
 from vggnet.data.sampler import shard_indices
-from vggnet.data.transforms import center_crop
 from vggnet.distributed import Dist, all_sum
+from vggnet.eval.localization import center_crop_boxes, class_column
 from vggnet.metrics import error_percent
 from vggnet.model.localization import select_boxes
 
@@ -62,27 +61,7 @@ def box_validation_loader(
     return box_views_loader(source, [q], indices, batch_size, workers)
 
 
-def center_boxes(
-    net: nn.Module, normalizer: Any, views: list[BoxView], crop: int, q: int, regression: str
-) -> list[torch.Tensor]:
-    """Protocol (a) for a batch: each image's true-class box from its centre crop, in image pixels."""
-    device = next(net.parameters()).device
-    images = torch.stack([center_crop(v.views[0], crop) for v in views]).to(device)
-    outputs = net(normalizer(images)).float()
-    labels = torch.tensor([v.label for v in views], device=device)
-    params = select_boxes(outputs, labels, regression)
-    in_crop = from_crop_params(params, crop).cpu()
-    boxes = []
-    for view, box in zip(views, in_crop, strict=True):
-        height, width = view.views[0].shape[-2:]
-        left, top = center_offset(width, crop), center_offset(height, crop)
-        boxes.append(uncrop_box(box, view.full, q, left, top))
-    return boxes
-
-
-def validate_boxes(
-    parts: Any, loader: Any, crop: int, q: int, regression: str, d: Dist
-) -> dict[str, float | int]:
+def validate_boxes(parts: Any, loader: Any, crop: int, q: int, d: Dist) -> dict[str, float | int]:
     """Protocol (a) localisation error at Q over this process's shard, summed over all."""
     wrong = total = skipped = 0
     net = parts.net
@@ -93,8 +72,10 @@ def validate_boxes(
             skipped += len(items) - len(views)
             if not views:
                 continue
-            boxes = center_boxes(net, parts.normalizer, views, crop, q, regression)
-            for view, box in zip(views, boxes, strict=True):
+            images, fulls = [v.views[0] for v in views], [v.full for v in views]
+            boxes = center_crop_boxes(net, parts.normalizer, images, fulls, q, crop)
+            for view, found in zip(views, boxes, strict=True):
+                box = class_column(found[None], view.label)[0]
                 wrong += int(not box_correct(box, view.boxes))
             total += len(views)
     net.train()

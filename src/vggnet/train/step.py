@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -55,9 +55,7 @@ class StepParts:
     device: torch.device
     distributed: bool
     # A batch's training errors, counted on the device: top-1 (or boxes with IoU <= 0.5).
-    count_errors: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = field(
-        default=lambda scores, labels: top1_errors(scores, labels)
-    )
+    count_errors: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = top1_errors
 
 
 def step_inputs(
