@@ -41,7 +41,7 @@ def test_read_voc_converts_inclusive_one_based_corners(tmp_path):
     ("text", "message"),
     [
         ("<annotation><object>", "not a readable VOC XML file"),
-        (voc_xml([("cat", 5, 5, 4, 9)]), "zero area"),
+        (voc_xml([("cat", 5, 5, 4, 9)]), "has no area: xmax must be at least xmin"),
         (voc_xml([("cat", 5, 5, 90, 9)]), "outside the 80x60 image"),
         (voc_xml([("cat", "a", 5, 9, 9)]), "<xmin> is 'a', not a number"),
         (voc_xml([("cat", 1, "nan", 9, 9)]), "<ymin> is 'nan', not a number"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,8 @@ from torch import Tensor
 from torchvision.ops import box_convert, box_iou
 
 from vggnet.data.geometry import rescaled_size
+from vggnet.data.sources import CanvasSource, FolderSource, Source
+from vggnet.data.subset import SubsetSource
 from vggnet.errors import VGGError
 
 Box = tuple[float, float, float, float]
@@ -87,7 +89,7 @@ def check_boxes(found: BoxFile, size: tuple[int, int]) -> None:
     for name, (x0, y0, x1, y1) in found.objects:
         where = f"{found.path}: box of {name!r} ({x0 + 1:g}, {y0 + 1:g}, {x1:g}, {y1:g})"
         if x1 <= x0 or y1 <= y0:
-            raise BoxError(f"{where} has zero area: xmax must exceed xmin, ymax ymin")
+            raise BoxError(f"{where} has no area: xmax must be at least xmin, ymax at least ymin")
         if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
             raise BoxError(f"{where} lies outside the {width}x{height} image")
 
@@ -114,7 +116,7 @@ def class_boxes(found: BoxFile, class_name: str) -> list[Box]:
 
 
 @dataclass
-class BoxedSource:
+class BoxedSource(SubsetSource):
     """The images of ``source`` that have boxes, with ``boxes(i)``: an (M, 4) float tensor.
 
     ``boxes_of``: each usable image's boxes (its class's objects), or None for a source
@@ -122,30 +124,13 @@ class BoxedSource:
     many images had no box file or no object (skipped, counted; refused under ``strict``).
     """
 
-    source: object
-    boxes_of: list[list[Box]] | None
-    indices: np.ndarray
+    boxes_of: list[list[Box]] | None = None
     missing: int = 0
-    labels: np.ndarray = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.labels = np.asarray(self.source.labels)[self.indices]  # type: ignore[attr-defined]
-        self.classes = self.source.classes  # type: ignore[attr-defined]
-        self.channels = self.source.channels  # type: ignore[attr-defined]
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def name(self, i: int) -> str:
-        return self.source.name(int(self.indices[i]))  # type: ignore[attr-defined]
-
-    def read(self, i: int, min_short_side: int | None = None) -> tuple[Tensor, tuple[int, int]]:
-        return self.source.read(int(self.indices[i]), min_short_side)  # type: ignore[attr-defined]
 
     def boxes(self, i: int) -> Tensor:
         """Image ``i``'s ground-truth boxes (M, 4), (x0, y0, x1, y1) pixels."""
         if self.boxes_of is None:  # a canvas: its scene's one box, rendered on demand
-            found = [self.source.box(int(self.indices[i]))]  # type: ignore[attr-defined]
+            found = [self.source.box(int(self.indices[i]))]  # type: ignore[union-attr]
         else:
             found = self.boxes_of[i]
         return torch.tensor(found, dtype=torch.float32).reshape(-1, 4)
@@ -157,7 +142,9 @@ class BoxedSource:
         return boxes[int(areas.argmax())]
 
 
-def folder_boxes(source: object, folder: str | os.PathLike, strict: bool = False) -> BoxedSource:
+def folder_boxes(
+    source: FolderSource, folder: str | os.PathLike, strict: bool = False
+) -> BoxedSource:
     """``source`` (a folder of images) with the VOC boxes under ``folder``, matched by stem.
 
     An image without a box file (or without objects) is skipped and counted, or refused
@@ -165,7 +152,7 @@ def folder_boxes(source: object, folder: str | os.PathLike, strict: bool = False
     """
     files = index_box_files(folder)
     usable, boxes_of, missing = [], [], 0
-    for i, path in enumerate(source.paths):  # type: ignore[attr-defined]
+    for i, path in enumerate(source.paths):
         xml = files.get(Path(path).stem)
         found = read_voc(xml) if xml is not None else None
         if found is None or not found.objects:
@@ -176,17 +163,17 @@ def folder_boxes(source: object, folder: str | os.PathLike, strict: bool = False
         if found.size is None:
             with Image.open(path) as image:
                 check_boxes(found, image.size)
-        label = int(source.labels[i])  # type: ignore[attr-defined]
-        boxes_of.append(class_boxes(found, source.classes[label]))  # type: ignore[attr-defined]
+        label = int(source.labels[i])
+        boxes_of.append(class_boxes(found, source.classes[label]))
         usable.append(i)
     if not usable:
-        raise BoxError(f"--boxes {folder}: no image of {source.root} has a box file")  # type: ignore[attr-defined]
-    return BoxedSource(source, boxes_of, np.asarray(usable, dtype=np.int64), missing)
+        raise BoxError(f"--boxes {folder}: no image of {source.root} has a box file")
+    return BoxedSource(source, np.asarray(usable, dtype=np.int64), boxes_of, missing)
 
 
-def canvas_boxes(source: object) -> BoxedSource:
+def canvas_boxes(source: CanvasSource) -> BoxedSource:
     """A ``fashion-mnist-canvas`` source with its built-in boxes (one object per scene)."""
-    return BoxedSource(source, None, np.arange(len(source), dtype=np.int64))  # type: ignore[arg-type]
+    return BoxedSource(source, np.arange(len(source), dtype=np.int64))
 
 
 def crop_box(
@@ -226,10 +213,10 @@ def from_crop_params(params: Tensor, crop: int) -> Tensor:
 
 
 def box_source(
-    source: object, boxes: str | os.PathLike | None, strict: bool = False
+    source: Source, boxes: str | os.PathLike | None, strict: bool = False
 ) -> BoxedSource:
     """``source`` with boxes: a canvas' own, or a folder's from the VOC files under ``boxes``."""
-    if hasattr(source, "box"):
+    if isinstance(source, CanvasSource):
         if boxes is not None:
             raise VGGError(f"--boxes {boxes}: fashion-mnist-canvas carries its own boxes; drop it")
         return canvas_boxes(source)
@@ -238,7 +225,7 @@ def box_source(
             "localisation needs boxes: give --boxes DIR (VOC XML files, one per image, "
             "matched by file name) or use --data fashion-mnist-canvas"
         )
-    if not hasattr(source, "paths"):
+    if not isinstance(source, FolderSource):
         raise VGGError(f"--boxes {boxes} applies to image folders only")
     return folder_boxes(source, boxes, strict)
 

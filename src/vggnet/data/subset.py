@@ -28,17 +28,16 @@ def stratified_indices(labels: np.ndarray, limit: int) -> np.ndarray:
 
 
 @dataclass
-class LimitedSource:
-    """A source reduced to ``stratified_indices(source.labels, limit)``, with the same interface."""
+class SubsetSource:
+    """The images ``indices`` of ``source``, with the same interface (labels, classes,
+    channels, ``name``, ``read``), numbered from 0."""
 
     source: Source
-    limit: int
-    indices: np.ndarray = field(init=False)
+    indices: np.ndarray
     labels: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        self.indices = stratified_indices(self.source.labels, self.limit)
-        self.labels = self.source.labels[self.indices]
+        self.labels = np.asarray(self.source.labels)[self.indices]
         self.classes = self.source.classes
         self.channels = self.source.channels
 
@@ -52,8 +51,8 @@ class LimitedSource:
         return self.source.read(int(self.indices[i]), min_short_side)
 
 
-def limit_source(source: Source, limit: int | None) -> Source | LimitedSource:
+def limit_source(source: Source, limit: int | None) -> Source | SubsetSource:
     """``source`` itself without a limit, or its stratified first ``limit`` images."""
     if limit is None or limit >= len(source):
         return source
-    return LimitedSource(source, limit)
+    return SubsetSource(source, stratified_indices(source.labels, limit))
