@@ -137,6 +137,7 @@ def crop_window_boxes(
     the plain net (the boundary conditions it was trained with), rated by the classifiers'
     posteriors on the same crop (their centre crop's, when their crop size differs)."""
     boxes, confidence = [], []
+    rated: dict[tuple[int, int], torch.Tensor] = {}  # (Q, crop): nets that share them share these
     for net, net_scales in nets:
         crop = net.model.spec.crop_size
         for q in net_scales:
@@ -150,13 +151,15 @@ def crop_window_boxes(
             )
             crops = torch.stack([image[:, t : t + crop, x : x + crop] for x, t in offsets])
             boxes.append(map_boxes(_plain_scores(net, crops), view.full, q, crop, offsets))
-            rated = [
-                _plain_scores(c, crops).softmax(1)
-                if c.model.spec.crop_size == crop
-                else _crop_scores(c, image).softmax(0).expand(len(crops), -1)
-                for c in classifiers
-            ]
-            confidence.append(torch.stack(rated).mean(0))
+            if (q, crop) not in rated:
+                posteriors = [
+                    _plain_scores(c, crops).softmax(1)
+                    if c.model.spec.crop_size == crop
+                    else _crop_scores(c, image).softmax(0).expand(len(crops), -1)
+                    for c in classifiers
+                ]
+                rated[q, crop] = torch.stack(posteriors).mean(0)
+            confidence.append(rated[q, crop])
     return WindowBoxes(torch.cat(boxes), torch.cat(confidence))
 
 
