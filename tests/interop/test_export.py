@@ -76,6 +76,23 @@ def test_onnx_dense_net_matches_pytorch_at_three_sizes(config, tmp_path, run_cli
             session.run(None, {"image": np.zeros((1, 3, h, w), np.float32)})
 
 
+def test_onnx_export_of_a_net_trained_channels_last(tmp_path):
+    """Training with channels_last stores 4-D weights in that layout; the exporter failed on
+    them (a guard on the batch size) until the export took a contiguous copy."""
+    ort = pytest.importorskip("onnxruntime")
+    from vggnet.interop.export import export_onnx
+
+    model = tiny("A", batch_norm=True, crop_size=64, fc_width=16).eval()
+    model = model.to(memory_format=torch.channels_last)
+    assert not model.conv2_1.weight.is_contiguous()
+    export_onnx(model, tmp_path / "m.onnx")
+    assert not model.conv2_1.weight.is_contiguous()  # the caller's net keeps its layout
+    x = torch.randn(2, 3, 96, 64)
+    got = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"image": x.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(got, to_dense(model)(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", ["vgg11", pytest.param("vgg13_bn", marks=pytest.mark.slow)])
 def test_timm_import_matches_timm(name, tmp_path, run_cli):
     timm = pytest.importorskip("timm")

@@ -4,6 +4,7 @@ are written by ``vggnet.checkpoint``."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import io
 import json
@@ -124,7 +125,9 @@ def export_onnx(
             "--output posteriors: a localisation net predicts boxes, not classes; "
             "export its box map with --output scores"
         )
-    model = model.cpu().eval()
+    # A copy in the default memory format: the exporter fails on channels_last weights
+    # (a net trained that way stores them so), and the caller's net keeps its format.
+    model = copy.deepcopy(model).cpu().eval().to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     dense = to_dense(model) if output == "scores" else DensePosteriors(model)
     net = SizeGuard(dense, model.spec.crop_size).eval()
     path = Path(path)
