@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import garment_like
+from tests.helpers import TRAINED_DATA, garment_like, train_args
 from vggnet.cli import main
 from vggnet.data.idx import write_idx
 
@@ -37,3 +37,29 @@ def fake_fashion(tmp_path_factory):
         write_idx(root / f"{prefix}-images-idx3-ubyte", garment_like(rng, n), False)
         write_idx(root / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n), False)
     return root
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A tiny net trained for a few epochs on synthetic data (its val split is the test set)."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    args = train_args(
+        out,
+        "--epochs",
+        "6",
+        "--dropout",
+        "0",
+        "--width",
+        "0.25",
+        "--fc-width",
+        "64",
+        "--batch-norm",
+        "--scale",
+        "40",
+        "--no-lighting",
+        "--lr",
+        "0.01",
+        data=TRAINED_DATA,
+    )  # fmt: skip  (the recipe of test_a_tiny_net_learns)
+    assert main(args) == 0
+    return str(out / "best.ckpt")

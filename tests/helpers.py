@@ -12,6 +12,9 @@ import numpy as np
 from vggnet import VGG, build_model
 from vggnet.checkpoint import read_checkpoint
 
+# The data of the ``trained`` fixture (tests/conftest.py); its val split is the test set.
+TRAINED_DATA = "synthetic:classes=4,train=64,val=48,size=40"
+
 
 def tiny(config: str = "D", **kwargs) -> VGG:
     """A narrow net with the paper's geometry: cheap to run at ImageNet sizes."""

@@ -5,6 +5,7 @@ from vggnet.apps.localization import evaluate_localization, predict_boxes
 from vggnet.checkpoint import load_checkpoint, save_checkpoint
 from vggnet.errors import VGGError
 from vggnet.inputs import create_transform, resolve_data_config
+from vggnet.interop.int8 import int8_net
 from vggnet.interop.pretrained import list_pretrained, load_pretrained
 from vggnet.model import VGG, DenseVGG, VGGSpec, build_model, to_dense
 from vggnet.model.configs import CONFIGS
@@ -29,6 +30,7 @@ __all__ = [
     "extract_features",
     "init_from_shallower",
     "initialize",
+    "int8_net",
     "list_pretrained",
     "load_checkpoint",
     "load_pretrained",

@@ -11,6 +11,9 @@ import torch
 from vggnet.errors import VGGError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+# Inference also takes "auto" (bf16 where native, else fp32) and "int8" (onnxruntime's
+# quantised kernels, on the CPU: vggnet.eval.engines).
+INFERENCE_PRECISIONS = ("auto", *PRECISIONS, "int8")
 
 
 def default_device() -> str:
@@ -36,14 +39,23 @@ def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
     return device
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as /proc/cpuinfo lists them (empty where it cannot be read)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
 def supports_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes bf16 natively (on CPUs: AVX-512-BF16 or AMX)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    flags = cpu_flags()
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
@@ -64,13 +76,15 @@ def inference_precision(precision: str, device: torch.device) -> str:
     """``auto`` (inference's default): bf16 where ``device`` computes it natively, else fp32."""
     if precision == "auto":
         return "bf16" if supports_bf16(device) else "fp32"
+    if precision == "int8":
+        return precision  # its engine checks the device (vggnet.interop.int8.check_int8)
     check_precision(precision, device)
     return precision
 
 
 def autocast(precision: str, device: torch.device) -> AbstractContextManager:
-    """The autocast context of a precision (a no-op for fp32)."""
-    if precision == "fp32":
+    """The autocast context of a precision (a no-op for fp32, and int8, which onnxruntime runs)."""
+    if precision not in ("bf16", "fp16"):
         return nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device.type, dtype=dtype)

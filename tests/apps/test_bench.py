@@ -10,14 +10,14 @@ import torch
 
 import vggnet.devices
 from tests.data.test_sources import write_fashion
-from tests.helpers import tiny, train_args, worker_env
+from tests.helpers import TRAINED_DATA, tiny, worker_env
 from vggnet import VGGError, save_checkpoint
 from vggnet.bench.agreement import precision_agreement
 from vggnet.bench.forward import compare_forward
 from vggnet.devices import inference_context, inference_precision
 from vggnet.preprocessing import Preprocessing
 
-DATA = "synthetic:classes=4,train=64,val=48,size=40"
+DATA = TRAINED_DATA
 
 
 def test_bench_tiny_runs_every_section_and_writes_json_and_plot(tmp_path, run_cli):
@@ -66,34 +66,6 @@ def test_auto_precision_is_bf16_only_where_native(monkeypatch):
     assert inference_precision("fp32", cpu) == "fp32"
     with pytest.raises(VGGError, match="--precision bf16: cpu here has no native bf16"):
         inference_precision("bf16", cpu)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny net trained for a few epochs on synthetic data (its val split is the test set)."""
-    from vggnet.cli import main
-
-    out = tmp_path_factory.mktemp("trained") / "run"
-    args = train_args(
-        out,
-        "--epochs",
-        "6",
-        "--dropout",
-        "0",
-        "--width",
-        "0.25",
-        "--fc-width",
-        "64",
-        "--batch-norm",
-        "--scale",
-        "40",
-        "--no-lighting",
-        "--lr",
-        "0.01",
-        data=DATA,
-    )  # fmt: skip  (the recipe of test_a_tiny_net_learns)
-    assert main(args) == 0
-    return str(out / "best.ckpt")
 
 
 def test_inference_context_casts_each_weight_to_bf16_once():

@@ -55,6 +55,16 @@ DEFAULT_LOCALIZATION_METHOD = "multi-crop"
 LOCALIZATION_GRID = Protocol().grid  # multi-crop: the classification protocol's grid
 
 
+def torch_precision(precision: str, device: torch.device) -> str:
+    """Localisation's precision: the torch ones only (int8 runs classification alone)."""
+    if precision == "int8":
+        raise VGGError(
+            "--precision int8 scores classification only; localisation runs on torch: "
+            "use --precision auto, fp32 or bf16"
+        )
+    return inference_precision(precision, device)
+
+
 def check_method(method: str) -> None:
     """Refuse a test protocol localisation does not have, naming the ones it has."""
     if method not in LOCALIZATION_METHODS:
@@ -188,7 +198,7 @@ def evaluate_localization(
     indices = range(len(source)) if limit is None else stratified_indices(source.labels, limit)
     counts, skipped = torch.zeros(3, dtype=torch.long), []
     loader = box_views_loader(source, found.scales, [int(i) for i in indices], batch_size, workers)
-    with inference_context(inference_precision(precision, torch_device), torch_device):
+    with inference_context(torch_precision(precision, torch_device), torch_device):
         for items in loader:
             for view in items:
                 if not isinstance(view, BoxView):
@@ -263,7 +273,7 @@ def predict_boxes(
     folder.mkdir(parents=True, exist_ok=True)
     mode = "L" if found.nets[0][0].model.spec.in_channels == 1 else "RGB"
     results, failures = [], []
-    with inference_context(inference_precision(precision, torch_device), torch_device):
+    with inference_context(torch_precision(precision, torch_device), torch_device):
         for path in images:
             try:
                 image, full = decode_image(path, mode, min(found.scales))

@@ -16,13 +16,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from vggnet.devices import PRECISIONS
+from vggnet.devices import INFERENCE_PRECISIONS
 from vggnet.errors import VGGError
+from vggnet.interop.runtime import BACKENDS
 from vggnet.model.vgg import VGGSpec
 
 DEVICE_HELP = "cpu, cuda or cuda:N (default: cuda if available)"
 DATA_HELP = "folder, fashion-mnist[:PATH], fashion-mnist-canvas[:k=v,...] or synthetic[:...]"
-INFERENCE_PRECISIONS = ("auto", *PRECISIONS)
 SPLITS = ("train", "val")
 
 
@@ -128,12 +128,25 @@ def add_device_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def add_inference_flags(parser: argparse.ArgumentParser) -> None:
-    """``--precision`` and ``--channels-last`` of the commands that run trained nets."""
+    """``--precision``, ``--backend``, ``--calibration`` and ``--channels-last`` of the
+    commands that run trained nets."""
     parser.add_argument(
         "--precision",
         choices=INFERENCE_PRECISIONS,
         default="auto",
-        help="auto (default): bf16 autocast where the device has native bf16, else fp32",
+        help="auto (default): bf16 autocast where the device has native bf16, else fp32; "
+        "int8: onnxruntime's quantised kernels on the CPU (calibrated once, see --calibration)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="what runs the forward pass (default: torch; onnxruntime for --precision int8)",
+    )
+    parser.add_argument(
+        "--calibration",
+        metavar="SPEC",
+        help="int8: the data whose train split calibrates the net, once (eval's default: "
+        "--data); the result is kept beside the checkpoint as CKPT.int8.onnx",
     )
     parser.add_argument(
         "--channels-last",

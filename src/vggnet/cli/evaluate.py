@@ -207,6 +207,8 @@ def run_eval(args: argparse.Namespace) -> None:
         by_index=args.class_order == "index",
         dist_timeout=args.dist_timeout,
         limit=args.limit,
+        backend=args.backend,
+        calibration=args.calibration,
     )
     if scores is None:  # not rank 0
         return
@@ -311,6 +313,8 @@ def run_predict(args: argparse.Namespace) -> int:
         args.device,
         args.precision,
         args.channels_last,
+        args.backend,
+        args.calibration,
     )
     for reason in failures:
         print(f"vggnet: error: {reason}", file=sys.stderr)

@@ -59,8 +59,16 @@ def chosen_method(args: argparse.Namespace) -> str:
     return method
 
 
+def check_torch_backend(args: argparse.Namespace) -> None:
+    """Refuse --backend onnxruntime and --calibration: localisation runs on torch."""
+    if args.backend == "onnxruntime" or args.calibration:
+        flag = "--calibration" if args.calibration else "--backend onnxruntime"
+        raise VGGError(f"{flag}: localisation runs on torch only; drop {flag}")
+
+
 def run_eval_localization(args: argparse.Namespace) -> None:
     """Localisation errors of the --checkpoint nets rated by the --classifier nets; print them."""
+    check_torch_backend(args)
     for flag in ("save_scores", "overlap", "per_class"):
         if getattr(args, flag, None):
             name = "--" + flag.replace("_", "-")
@@ -100,6 +108,7 @@ def run_eval_localization(args: argparse.Namespace) -> None:
 
 def run_predict_localization(args: argparse.Namespace) -> int:
     """Draw each image's top box and class into --out; print where. Exit 1 if some file failed."""
+    check_torch_backend(args)
     if not args.out:
         raise VGGError("--task localization draws its boxes into PNGs: give --out DIR")
     results, failures = predict_boxes(

@@ -17,6 +17,8 @@ from vggnet.checkpoint import load_checkpoint
 from vggnet.data.geometry import Scale, default_test_scales
 from vggnet.data.transforms import BatchNormalizer, center_crop, distinct_grid_crops
 from vggnet.errors import VGGError
+from vggnet.eval.engines import inference_engine
+from vggnet.interop.runtime import OnnxNet
 from vggnet.model import VGG, fold_batch_norm, to_dense
 
 METHODS = ("center", "dense", "multi-crop", "dense+multi-crop")
@@ -63,14 +65,35 @@ class Protocol:
 
 
 @dataclass
+class Engine:
+    """What runs the forward pass: ``--backend`` (None: torch, or onnxruntime for int8),
+    ``--precision`` (resolved, not "auto") and ``--calibration`` (int8's data)."""
+
+    backend: str | None
+    precision: str
+    calibration: str | None = None
+
+    def net(self, checkpoint: str, model: VGG, device: torch.device) -> OnnxNet | None:
+        """The onnxruntime net for ``model``, or None where torch runs it."""
+        return inference_engine(
+            checkpoint, model, self.backend, self.precision, device, self.calibration
+        )
+
+
+@dataclass
 class ScoredModel:
-    """A network ready to score images: eval mode, on its device, with its preprocessing."""
+    """A network ready to score images: eval mode, on its device, with its preprocessing.
+
+    ``engine``: the onnxruntime net that runs the forward pass instead of ``model``
+    (``--backend onnxruntime``, ``--precision int8``), or None.
+    """
 
     model: VGG
     normalizer: BatchNormalizer
     scales: list[int]
     name: str
     channels_last: bool = False
+    engine: OnnxNet | None = None
 
 
 def model_scales(model: VGG, protocol: Protocol) -> list[int]:
@@ -91,13 +114,21 @@ def model_scales(model: VGG, protocol: Protocol) -> list[int]:
 
 
 def prepare(
-    model: VGG, protocol: Protocol, device: torch.device, name: str, channels_last: bool = False
+    model: VGG,
+    protocol: Protocol,
+    device: torch.device,
+    name: str,
+    channels_last: bool = False,
+    engine: OnnxNet | None = None,
 ) -> ScoredModel:
-    """Put a model in eval mode on ``device`` with a normaliser for its own preprocessing."""
-    fmt = torch.channels_last if channels_last else torch.preserve_format
+    """Put a model in eval mode on ``device`` with a normaliser for its own preprocessing
+    (and ``engine``, the onnxruntime net that runs it instead, if any)."""
+    fmt = torch.channels_last if channels_last and engine is None else torch.preserve_format
     model = fold_batch_norm(model.eval()).to(device, memory_format=fmt).eval()  # type: ignore[call-overload]
     normalizer = BatchNormalizer(model.preprocessing).to(device)
-    return ScoredModel(model, normalizer, model_scales(model, protocol), name, channels_last)
+    return ScoredModel(
+        model, normalizer, model_scales(model, protocol), name, channels_last and not engine, engine
+    )
 
 
 def _forward(sm: ScoredModel, images: torch.Tensor, dense: bool, batch_size: int) -> torch.Tensor:
@@ -108,7 +139,10 @@ def _forward(sm: ScoredModel, images: torch.Tensor, dense: bool, batch_size: int
         x = sm.normalizer(chunk.to(device, non_blocking=True))
         if sm.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        scores = to_dense(sm.model)(x).mean(dim=(2, 3)) if dense else sm.model(x)
+        if sm.engine is not None:
+            scores = sm.engine.score_map(x).mean(dim=(2, 3))
+        else:
+            scores = to_dense(sm.model)(x).mean(dim=(2, 3)) if dense else sm.model(x)
         out.append(scores.float())
     return torch.cat(out)
 
@@ -189,9 +223,17 @@ def classifier_checkpoint(path: str) -> VGG:
 
 
 def load_models(
-    paths: list[str], protocol: Protocol, device: torch.device, channels_last: bool = False
+    paths: list[str],
+    protocol: Protocol,
+    device: torch.device,
+    channels_last: bool = False,
+    engine: Engine | None = None,
 ) -> list[ScoredModel]:
-    """Load classification checkpoints and prepare them for scoring."""
-    return [
-        prepare(classifier_checkpoint(p), protocol, device, str(p), channels_last) for p in paths
-    ]
+    """Load classification checkpoints and prepare them for scoring (on ``engine``'s
+    backend and precision, if given)."""
+    found = []
+    for path in paths:
+        model = classifier_checkpoint(path)
+        net = engine.net(path, model, device) if engine else None
+        found.append(prepare(model, protocol, device, str(path), channels_last, net))
+    return found

@@ -29,6 +29,7 @@ from vggnet.errors import VGGError
 from vggnet.eval.classes import check_classes, label_map
 from vggnet.eval.protocols import (
     PARTS,
+    Engine,
     Protocol,
     ScoredModel,
     classifier_checkpoint,
@@ -127,12 +128,15 @@ def evaluate_checkpoints(
     by_index: bool = False,
     dist_timeout: float = 600.0,
     limit: int | None = None,
+    backend: str | None = None,
+    calibration: str | None = None,
 ) -> Scores | None:
     """Score ``data`` with one checkpoint or an ensemble, in one process or under torchrun.
 
     ``limit``: score only that many images, spread evenly over the classes (see
-    ``stratified_indices``), for a quick check. Returns every image's scores on rank 0
-    (None on the other ranks).
+    ``stratified_indices``), for a quick check. ``backend``, ``precision``: what runs the
+    forward pass (see ``vggnet.eval.engines``); ``calibration``: int8's data (default
+    ``data``). Returns every image's scores on rank 0 (None on the other ranks).
     """
     name = device or default_device()
     device_type = "cuda" if name.startswith("cuda") else "cpu"
@@ -144,7 +148,8 @@ def evaluate_checkpoints(
         source = limit_source(open_source(data, split, val_labels), limit)
         if len(source) == 0:
             raise VGGError(f"--data {data}: the {split} split has no images")
-        models = load_models(checkpoints, protocol, torch_device, channels_last)
+        engine = Engine(backend, precision, calibration or data)
+        models = load_models(checkpoints, protocol, torch_device, channels_last, engine)
         for sm in models:
             if sm.model.spec.in_channels != source.channels:
                 raise VGGError(
@@ -173,10 +178,14 @@ def predict_images(
     device: str | None = None,
     precision: str = "auto",
     channels_last: bool = True,
+    backend: str | None = None,
+    calibration: str | None = None,
 ) -> tuple[list[dict], list[str], list[int]]:
     """Top classes of each image file: (results, reasons for files that failed, scales used).
 
     Without scales in ``protocol``, Table 3's single test scale: Q = S, or (Smin + Smax) / 2.
+    ``backend``, ``precision``, ``calibration``: as ``evaluate_checkpoints`` (int8 needs
+    ``calibration`` only until the checkpoint's int8 file exists).
     """
     model = classifier_checkpoint(checkpoint)
     if not protocol.scales:
@@ -190,7 +199,8 @@ def predict_images(
         )
     torch_device = resolve_device(device or default_device())
     precision = inference_precision(precision, torch_device)
-    sm = prepare(model, protocol, torch_device, checkpoint, channels_last)
+    engine = Engine(backend, precision, calibration).net(checkpoint, model, torch_device)
+    sm = prepare(model, protocol, torch_device, checkpoint, channels_last, engine)
     classes = model.classes or [str(i) for i in range(model.spec.num_classes)]
     mode = "L" if model.spec.in_channels == 1 else "RGB"
     results, failures = [], []

@@ -1,0 +1,150 @@
+"""Which engine runs a loaded net's forward pass, and the int8 file cached beside its checkpoint.
+
+``--backend torch`` runs the net in PyTorch (fp32, or bf16/fp16 autocast);
+``--backend onnxruntime`` runs its exported dense graph in ONNX Runtime (fp32 or int8).
+``--precision int8`` means onnxruntime. An int8 net is calibrated once, on a few hundred
+training images chosen deterministically, and kept as ``CKPT.int8.onnx``; the file records
+the checkpoint's SHA-256 and the calibration, so a changed checkpoint or a different
+calibration set is quantised again rather than silently reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vggnet.data import open_source
+from vggnet.data.geometry import Scale, single_test_scale
+from vggnet.data.loader import split_skipped, views_loader
+from vggnet.data.subset import stratified_indices
+from vggnet.data.transforms import center_crop
+from vggnet.errors import VGGError
+from vggnet.interop.int8 import check_int8, describe_calibration, int8_metadata, quantize_int8
+from vggnet.interop.runtime import BACKENDS, OnnxNet, onnx_net, runtime_session
+from vggnet.model import VGG
+
+CALIBRATION_IMAGES = 256  # "a few hundred": more changed no range by more than rounding here
+CALIBRATION_SPLIT = "train"
+CPU = torch.device("cpu")
+
+
+def resolve_backend(backend: str | None, precision: str) -> str:
+    """The engine for ``--backend`` (None: torch, or onnxruntime for int8) and ``--precision``."""
+    if backend is None:
+        return "onnxruntime" if precision == "int8" else "torch"
+    if backend not in BACKENDS:
+        raise VGGError(f"--backend {backend}: choose one of {', '.join(BACKENDS)}")
+    if backend == "torch" and precision == "int8":
+        raise VGGError("--precision int8 runs on onnxruntime: drop --backend torch")
+    if backend == "onnxruntime" and precision not in ("fp32", "int8"):
+        raise VGGError(
+            f"--backend onnxruntime runs fp32 or int8, not {precision}: pass --precision fp32 or int8"
+        )
+    return backend
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def int8_file(checkpoint: str | os.PathLike) -> Path:
+    """Where a checkpoint's int8 net is kept: beside it, or in the user's cache if that
+    folder cannot be written."""
+    beside = Path(checkpoint).with_suffix(".int8.onnx")
+    if os.access(beside.parent, os.W_OK):
+        return beside
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vggnet" / "int8"
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache / f"{file_digest(checkpoint)[:16]}-{beside.name}"
+
+
+def calibration_crops(model: VGG, data: str) -> tuple[torch.Tensor, dict[str, str]]:
+    """The calibration images of ``model``: centre crops at its single test scale of the
+    class-balanced first ``CALIBRATION_IMAGES`` of ``data``'s train split, and their record."""
+    source = open_source(data, CALIBRATION_SPLIT)
+    if source.channels != model.spec.in_channels:
+        raise VGGError(
+            f"--calibration {data} has {source.channels}-channel images; the net takes "
+            f"{model.spec.in_channels}"
+        )
+    indices = stratified_indices(np.asarray(source.labels), CALIBRATION_IMAGES).tolist()
+    crop = model.spec.crop_size
+    q = single_test_scale(Scale(*model.train_scale)) if model.train_scale else crop
+    crops = []
+    for items in views_loader(source, [q], indices, 64):
+        good, _ = split_skipped(items)
+        crops += [center_crop(views[0], crop) for views, _, _ in good]
+    if not crops:
+        raise VGGError(
+            f"--calibration {data}: none of its {CALIBRATION_SPLIT} images could be read"
+        )
+    return torch.stack(crops), describe_calibration(data, CALIBRATION_SPLIT, indices, q)
+
+
+def _cached(path: Path, digest: str, calibration: str | None) -> bool:
+    """Whether ``path`` is an int8 net of the checkpoint with ``digest`` (and of ``calibration``)."""
+    meta = int8_metadata(path) if path.exists() else {}
+    if meta.get("checkpoint_sha256") != digest:
+        return False
+    return (
+        calibration is None or json.loads(meta.get("calibration", "{}")).get("data") == calibration
+    )
+
+
+def cached_int8_net(
+    checkpoint: str,
+    model: VGG,
+    calibration: str | None,
+    device: torch.device = CPU,
+    threads: int | None = None,
+) -> OnnxNet:
+    """The int8 net of ``checkpoint``: its cached file, or quantised now and cached.
+
+    ``calibration``: the data set (SPEC) whose train split calibrates it; None takes the
+    cached file whatever it was calibrated on, and is refused when there is none.
+    """
+    check_int8(device)
+    path, digest = int8_file(checkpoint), file_digest(checkpoint)
+    if not _cached(path, digest, calibration):
+        if calibration is None:
+            raise VGGError(
+                f"--precision int8: {checkpoint} has no calibrated int8 file yet; pass "
+                "--calibration SPEC (data in the net's domain: its train split calibrates it, once)"
+            )
+        crops, record = calibration_crops(model, calibration)
+        print(
+            f"vggnet: calibrating int8 on {len(crops)} {CALIBRATION_SPLIT} images of "
+            f"{calibration} (once; kept in {path})",
+            file=sys.stderr,
+        )
+        quantize_int8(model, crops, path, {"checkpoint_sha256": digest, **record})
+    return OnnxNet(runtime_session(path, threads), model.spec, model.card, "int8", path)
+
+
+def inference_engine(
+    checkpoint: str,
+    model: VGG,
+    backend: str | None,
+    precision: str,
+    device: torch.device = CPU,
+    calibration: str | None = None,
+) -> OnnxNet | None:
+    """The onnxruntime net that scores for ``model``, or None when torch runs it itself."""
+    if resolve_backend(backend, precision) == "torch":
+        return None
+    if precision == "int8":
+        return cached_int8_net(checkpoint, model, calibration, device)
+    if device.type != "cpu":
+        raise VGGError("--backend onnxruntime runs on the CPU here: use --device cpu")
+    return onnx_net(model)

@@ -1,0 +1,172 @@
+"""int8 inference: static post-training quantisation with onnxruntime's quantiser and runtime.
+
+Why onnxruntime: on these CPUs it was the fastest int8 engine reachable (docs/BENCHMARKS.md,
+"int8"): its u8s8 kernels use AVX2 or AVX-512-VNNI, and PyTorch's own PT2E quantisation
+has left torch for torchao, which needs a C++ toolchain at run time to compile.
+
+Static: every activation's range is measured once, on calibration images, and stored in
+the graph. Weights are quantised per output channel (int8), activations per tensor
+(uint8). fc8 stays fp32, so the class scores are not rounded to 256 levels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import platform
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vggnet.devices import cpu_flags
+from vggnet.errors import VGGError
+from vggnet.interop.export import export_onnx
+from vggnet.interop.runtime import OnnxNet, require_onnxruntime, runtime_session
+from vggnet.model import VGG, fold_batch_norm
+
+__all__ = ["check_int8", "int8_metadata", "int8_net", "quantize_int8"]
+
+CALIBRATION_BATCH = 32
+
+
+def int8_unusable(device: torch.device) -> str | None:
+    """Why ``--precision int8`` cannot run well on ``device`` here, or None if it can."""
+    if device.type != "cpu":
+        return f"--precision int8 runs on the CPU (onnxruntime), not {device.type}: use bf16 there"
+    if platform.machine().lower() in ("x86_64", "amd64") and "avx2" not in cpu_flags():
+        return (
+            "--precision int8: this CPU has no AVX2, so onnxruntime's int8 kernels would run "
+            "as slow fallbacks; use --precision fp32"
+        )
+    return None
+
+
+def check_int8(device: torch.device) -> None:
+    """Refuse int8 in one line where no usable int8 engine exists (no onnxruntime, no AVX2, a GPU)."""
+    reason = int8_unusable(device)
+    if reason:
+        raise VGGError(reason)
+    require_onnxruntime("--precision int8")
+
+
+class CalibrationReader:
+    """onnxruntime's calibration data reader (duck-typed): one batch of input per call."""
+
+    def __init__(self, batches: Iterator[dict[str, np.ndarray]]) -> None:
+        self.batches = batches
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self.batches, None)
+
+
+def _batches(crops: torch.Tensor, model: VGG) -> Iterator[dict[str, np.ndarray]]:
+    """The calibration crops as network input, in batches, the way the protocols feed them."""
+    mean, std = model.preprocessing.image_order_stats(torch.float32, torch.device("cpu"))
+    for chunk in crops.split(CALIBRATION_BATCH):
+        x = (chunk.float() / 255 - mean[:, None, None]) / std[:, None, None]
+        yield {"image": x.numpy()}
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """The quantiser's advice and graph dumps (stdout, root-logger warnings) kept off the console."""
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _fp32_nodes(path: Path) -> tuple[str, list[str]]:
+    """The graph's last Conv (fc8) and its Add nodes (the size guard): left in fp32."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    convs = [n.name for n in graph.node if n.op_type == "Conv"]
+    return convs[-1], [n.name for n in graph.node if n.op_type == "Add"]
+
+
+def quantize_int8(
+    model: VGG, crops: torch.Tensor, path: str | os.PathLike, metadata: dict[str, str] | None = None
+) -> Path:
+    """Write ``model``'s dense graph quantised to int8, calibrated on ``crops``.
+
+    ``crops``: (N, C, crop, crop) uint8 calibration images (a few hundred training
+    crops); ``metadata``: extra ``metadata_props`` (what the calibration was). The file
+    has the fp32 export's card and is written atomically. Returns ``path``.
+    """
+    require_onnxruntime("--precision int8")
+    import onnx
+    from onnxruntime import quantization as q
+
+    crop = model.spec.crop_size
+    if crops.dtype != torch.uint8 or crops.shape[1:] != (model.spec.in_channels, crop, crop):
+        raise VGGError(
+            f"int8 calibration takes uint8 crops of shape (N, {model.spec.in_channels}, "
+            f"{crop}, {crop}), got {crops.dtype} {tuple(crops.shape)}"
+        )
+    path = Path(path)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        fp32, staged = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        export_onnx(fold_batch_norm(model.eval()), fp32)
+        fc8, adds = _fp32_nodes(fp32)
+        with quiet():
+            q.quantize_static(
+                str(fp32),
+                str(staged),
+                CalibrationReader(_batches(crops, model)),
+                quant_format=q.QuantFormat.QOperator,
+                per_channel=True,
+                activation_type=q.QuantType.QUInt8,
+                weight_type=q.QuantType.QInt8,
+                nodes_to_exclude=[fc8, *adds],
+                calibrate_method=q.CalibrationMethod.MinMax,
+            )
+        proto = onnx.load(str(staged))
+        card = {
+            p.key: p.value for p in onnx.load(str(fp32), load_external_data=False).metadata_props
+        }
+        for key, value in {**card, "precision": "int8", **(metadata or {})}.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save_model(proto, str(staged))
+        os.replace(staged, path)
+    return path
+
+
+def int8_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The ``metadata_props`` of a quantised file (empty if it cannot be read)."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # a truncated or foreign file: treated as absent
+        return {}
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+def int8_net(model: VGG, crops: torch.Tensor, threads: int | None = None) -> OnnxNet:
+    """An int8 copy of ``model``, calibrated on ``crops``, run by onnxruntime on ``threads``
+    CPU cores (default: torch's thread count).
+
+    ``crops``: (N, C, crop, crop) uint8 images in the net's domain (a few hundred training
+    crops). Returns an ``OnnxNet``: call it on normalised crops for (N, K) class scores,
+    or ``score_map`` on whole images for the dense map.
+    """
+    check_int8(torch.device("cpu"))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = quantize_int8(model, crops, Path(tmp) / "int8.onnx")
+        session = runtime_session(path, threads)
+    return OnnxNet(session, model.spec, model.card, "int8")
+
+
+def describe_calibration(data: str, split: str, indices: list[int], q: int) -> dict[str, str]:
+    """The metadata that says which images calibrated a file (and so when it is stale)."""
+    return {"calibration": json.dumps({"data": data, "split": split, "q": q, "indices": indices})}

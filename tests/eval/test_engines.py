@@ -1,0 +1,216 @@
+"""int8 and onnxruntime inference: agreement with torch fp32, the calibration cache, refusals."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import vggnet.interop.int8
+from tests.helpers import TRAINED_DATA, tiny
+from vggnet import VGGError, int8_net, load_checkpoint, save_checkpoint, to_dense
+from vggnet.bench.agreement import precision_agreement
+from vggnet.data import open_source
+from vggnet.data.subset import stratified_indices
+from vggnet.data.transforms import center_crop, rescale
+from vggnet.eval import engines
+from vggnet.eval.engines import CALIBRATION_IMAGES, cached_int8_net, calibration_crops
+from vggnet.eval.protocols import Protocol
+from vggnet.eval.scoring import evaluate_checkpoints, predict_images
+from vggnet.interop.int8 import check_int8, int8_metadata
+from vggnet.model import fold_batch_norm
+
+pytest.importorskip("onnxruntime")
+CPU = torch.device("cpu")
+
+
+def normalised(model, images: torch.Tensor) -> torch.Tensor:
+    """uint8 images as the net's input, computed here from the card's mean and std."""
+    mean = torch.tensor(model.preprocessing.mean)[:, None, None]
+    std = torch.tensor(model.preprocessing.std)[:, None, None]
+    return (images.float() / 255 - mean) / std
+
+
+def val_crops(model, count=48):
+    source = open_source(TRAINED_DATA, "val")
+    q = model.train_scale[0]
+    return torch.stack(
+        [center_crop(rescale(source.read(i)[0], q), model.spec.crop_size) for i in range(count)]
+    )
+
+
+@pytest.mark.parametrize("method", ["center", "dense"])
+def test_int8_predicts_what_fp32_predicts_on_a_trained_net(trained, method, tmp_path):
+    """Issue 37's rule at the size of a test set of 48: at most one image changes its class."""
+    ckpt = tmp_path / "net.ckpt"
+    shutil.copy(trained, ckpt)
+    row = precision_agreement(str(ckpt), TRAINED_DATA, "int8", method=method)
+    assert row["images"] == 48 and row["fp32_top1_error"] < 50  # trained: chance is 75%
+    assert row["agreement"] >= 97.9
+    assert abs(row["error_change"]) <= 100 / 48 + 1e-9
+
+
+def test_int8_scores_are_within_a_few_percent_of_fp32(trained):
+    """Centre crops and whole-image score maps, against the torch net (fp32, BN folded)."""
+    model = load_checkpoint(trained).eval()
+    crops = val_crops(model)
+    net = int8_net(model, crops)
+    x = normalised(model, crops)
+    with torch.no_grad():
+        expected = fold_batch_norm(model)(x)
+        wide = normalised(model, torch.randint(0, 256, (2, 3, 72, 104), dtype=torch.uint8))
+        expected_map = to_dense(model)(wide)
+    spread = expected.abs().max()
+    assert (net(x) - expected).abs().max() < 0.05 * spread
+    assert (net(x).argmax(1) == expected.argmax(1)).float().mean() >= 0.95
+    got_map = net.score_map(wide)
+    assert got_map.shape == expected_map.shape == (2, 4, 2, 3)
+    assert (got_map - expected_map).abs().max() < 0.1 * expected_map.abs().max()
+
+
+def test_onnxruntime_fp32_backend_equals_torch(trained):
+    """--backend onnxruntime --precision fp32: the same posteriors as torch, every protocol part."""
+    protocol = Protocol("dense+multi-crop", [40, 48], grid=2)
+    common = {"device": "cpu", "precision": "fp32", "limit": 12}
+    torch_scores = evaluate_checkpoints([trained], TRAINED_DATA, protocol, **common)
+    ort_scores = evaluate_checkpoints(
+        [trained], TRAINED_DATA, protocol, backend="onnxruntime", **common
+    )
+    torch.testing.assert_close(ort_scores.posteriors, torch_scores.posteriors, rtol=0, atol=1e-5)
+
+
+def test_calibration_is_the_class_balanced_train_images_centre_cropped(trained):
+    model = load_checkpoint(trained)
+    crops, record = calibration_crops(model, TRAINED_DATA)
+    again, _ = calibration_crops(model, TRAINED_DATA)
+    assert torch.equal(crops, again)
+    source = open_source(TRAINED_DATA, "train")
+    indices = stratified_indices(np.asarray(source.labels), CALIBRATION_IMAGES).tolist()
+    written = json.loads(record["calibration"])
+    assert written == {"data": TRAINED_DATA, "split": "train", "q": 40, "indices": indices}
+    assert len(crops) == len(indices) == 64  # the split is smaller than CALIBRATION_IMAGES
+    first = center_crop(rescale(source.read(indices[5])[0], 40), 32)
+    assert torch.equal(crops[5], first)
+
+
+def test_int8_file_is_kept_beside_the_checkpoint_and_reused(trained, tmp_path, monkeypatch):
+    ckpt = tmp_path / "net.ckpt"
+    shutil.copy(trained, ckpt)
+    model = load_checkpoint(ckpt)
+    cached_int8_net(str(ckpt), model, TRAINED_DATA)
+    kept = tmp_path / "net.int8.onnx"
+    meta = int8_metadata(kept)
+    assert meta["checkpoint_sha256"] == engines.file_digest(ckpt)
+    assert meta["precision"] == "int8" and json.loads(meta["classes"]) == model.classes
+    assert json.loads(meta["calibration"])["data"] == TRAINED_DATA
+
+    calls = []
+    real = engines.quantize_int8
+    monkeypatch.setattr(engines, "quantize_int8", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cached_int8_net(str(ckpt), model, TRAINED_DATA)
+    cached_int8_net(str(ckpt), model, None)  # predict without --calibration: the kept file
+    assert calls == []
+    cached_int8_net(str(ckpt), model, "synthetic:classes=4,train=40,val=8,size=40")
+    assert len(calls) == 1  # another calibration set: quantised again
+
+
+def test_a_changed_checkpoint_is_quantised_again(trained, tmp_path):
+    ckpt = tmp_path / "net.ckpt"
+    shutil.copy(trained, ckpt)
+    model = load_checkpoint(ckpt)
+    cached_int8_net(str(ckpt), model, TRAINED_DATA)
+    with torch.no_grad():
+        model.fc8.bias += 1
+    save_checkpoint(ckpt, model)
+    with pytest.raises(VGGError, match="has no calibrated int8 file yet; pass --calibration SPEC"):
+        cached_int8_net(str(ckpt), model, None)
+    cached_int8_net(str(ckpt), model, TRAINED_DATA)
+    assert int8_metadata(tmp_path / "net.int8.onnx")["checkpoint_sha256"] == engines.file_digest(
+        ckpt
+    )
+
+
+def test_predict_int8_needs_calibration_once(trained, tmp_path):
+    ckpt = tmp_path / "net.ckpt"
+    shutil.copy(trained, ckpt)
+    image = tmp_path / "x.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((40, 50, 3), 120, np.uint8)).save(image)
+    center = Protocol("center")
+    with pytest.raises(VGGError, match="--calibration SPEC"):
+        predict_images(str(ckpt), [str(image)], center, precision="int8", device="cpu")
+    got, failures, _ = predict_images(
+        str(ckpt), [str(image)], center, precision="int8", device="cpu", calibration=TRAINED_DATA
+    )
+    again, _, _ = predict_images(str(ckpt), [str(image)], center, precision="int8", device="cpu")
+    assert failures == [] and got == again
+
+
+def test_int8_refusals_name_the_flag(monkeypatch):
+    with pytest.raises(VGGError, match="--precision int8 runs on the CPU"):
+        check_int8(torch.device("cuda"))
+    monkeypatch.setattr(vggnet.interop.int8, "cpu_flags", lambda: {"sse2", "avx"})
+    monkeypatch.setattr(vggnet.interop.int8.platform, "machine", lambda: "x86_64")
+    with pytest.raises(VGGError, match="this CPU has no AVX2"):
+        check_int8(CPU)
+    monkeypatch.undo()
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)
+    with pytest.raises(VGGError, match=r"not installed: pip install 'vggnet\[onnx\]'"):
+        check_int8(CPU)
+
+
+@pytest.mark.parametrize(
+    ("backend", "precision", "message"),
+    [
+        ("torch", "int8", "--precision int8 runs on onnxruntime: drop --backend torch"),
+        ("onnxruntime", "bf16", "--backend onnxruntime runs fp32 or int8, not bf16"),
+        ("tensorrt", "fp32", "--backend tensorrt: choose one of torch, onnxruntime"),
+    ],
+)
+def test_backend_and_precision_that_do_not_go_together(backend, precision, message):
+    with pytest.raises(VGGError, match=message):
+        engines.resolve_backend(backend, precision)
+    assert engines.resolve_backend(None, "int8") == "onnxruntime"
+    assert engines.resolve_backend(None, "bf16") == "torch"
+
+
+def test_int8_net_takes_uint8_crops_of_the_nets_shape():
+    model = tiny("A", crop_size=32, fc_width=16)
+    with pytest.raises(VGGError, match=r"uint8 crops of shape \(N, 3, 32, 32\)"):
+        int8_net(model, torch.zeros(4, 3, 32, 32))
+    net = int8_net(model, torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8))
+    with pytest.raises(VGGError, match="takes 32x32 crops, got \\(64, 64\\): use score_map"):
+        net(torch.zeros(1, 3, 64, 64))
+    assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_eval_cli_int8_end_to_end(trained, tmp_path, run_cli):
+    ckpt = tmp_path / "net.ckpt"
+    shutil.copy(trained, ckpt)
+    out = tmp_path / "r.json"
+    status, _, err = run_cli(
+        "eval", "--checkpoint", ckpt, "--data", TRAINED_DATA, "--method", "center",
+        "--precision", "int8", "--device", "cpu", "--json", out,
+    )  # fmt: skip
+    assert status == 0, err
+    assert "calibrating int8 on 64 train images" in err and (tmp_path / "net.int8.onnx").exists()
+    assert json.loads(out.read_text())["images"] == 48
+    status, _, err = run_cli(
+        "eval", "--checkpoint", ckpt, "--data", TRAINED_DATA, "--precision", "int8",
+        "--backend", "torch",
+    )  # fmt: skip
+    assert status == 2 and "--precision int8 runs on onnxruntime: drop --backend torch" in err
+
+
+def test_localisation_refuses_the_onnxruntime_engine(run_cli, tmp_path):
+    from vggnet.apps.localization import torch_precision
+
+    with pytest.raises(VGGError, match="--precision int8 scores classification only"):
+        torch_precision("int8", CPU)
+    status, _, err = run_cli(
+        "eval", "--task", "localization", "--checkpoint", tmp_path / "loc.ckpt",
+        "--data", TRAINED_DATA, "--backend", "onnxruntime",
+    )  # fmt: skip
+    assert status == 2 and "--backend onnxruntime: localisation runs on torch only" in err
