@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import vggnet
 import vggnet.devices
 from tests.data.test_sources import write_fashion
 from tests.helpers import TRAINED_DATA, tiny, worker_env
@@ -37,6 +38,14 @@ def test_bench_tiny_runs_every_section_and_writes_json_and_plot(tmp_path, run_cl
     )
     center = report["eval"]["center_vs_torchvision"]
     assert len(center["ratio"]) == 2 and all(r > 0 for r in center["ratio"])
+    assert len(center["ratio vggnet int8"]) == 2
+    engines = report["engines"]
+    paths = {"torchvision fp32", f"vggnet {report['inference_precision']}", "vggnet int8"}
+    assert paths | {"onnxruntime fp32", "onnxruntime int8"} == set(engines["forward"]["paths"])
+    assert [row["q"] for row in engines["dense"]] == [32, 48]
+    for row in [engines["forward"], *engines["dense"]]:
+        for p in row["paths"].values():
+            assert len(p["ratio"]) == 2 and p["gflops"] > 0 and p["fraction_of_peak"] > 0
     methods = {(r["method"], r["q"]) for r in report["eval"]["protocols"]}
     assert methods == {(m, q) for m in ("center", "dense", "multi-crop") for q in (32, 48)}
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -45,7 +54,26 @@ def test_bench_tiny_runs_every_section_and_writes_json_and_plot(tmp_path, run_cl
 
 def test_bench_refuses_an_unknown_section(run_cli):
     status, _, err = run_cli("bench", "--tiny", "--sections", "warp")
-    assert status == 2 and "--sections warp: choose from forward, train, pipeline, eval" in err
+    assert status == 2 and "--sections warp: choose from forward, engines, train, pipeline" in err
+
+
+def test_flops_per_image_is_table_1s_hand_count():
+    """VGG-16 at 224: 2 x (the 13 convolutions' and 3 FC layers' multiply-adds), by hand."""
+    import torchvision
+
+    from vggnet.bench.engines import flops_per_image
+
+    side, channels, macs = 224, 3, 0
+    for block in ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)):
+        for width in block:
+            macs += side * side * 9 * channels * width
+            channels = width
+        side //= 2
+    macs += 512 * 7 * 7 * 4096 + 4096 * 4096 + 4096 * 1000
+    assert flops_per_image(torchvision.models.vgg16(), 224, 224) == 2 * macs
+    ours = vggnet.build_model("D")
+    dense = flops_per_image(ours, 256, 320, dense=True)
+    assert dense > flops_per_image(ours, 224, 224)  # a 2x4 score map: more fc6 windows
 
 
 def test_fast_forward_path_gives_torchvisions_logits():

@@ -1,6 +1,7 @@
 """End-to-end evaluation images/s per protocol and test scale on generated JPEGs, and the
 centre-crop protocol against a plain torchvision script (ImageFolder + Resize + CenterCrop +
-ToTensor + Normalize + vgg16, fp32, same batch size and workers).
+ToTensor + Normalize + vgg16, fp32, same batch size and workers), with inference's
+default precision and, on a CPU, with ``--precision int8`` (calibrated before timing).
 
     python -m vggnet.bench.protocols --device cuda --images 512 --precision bf16
     python -m vggnet.bench.protocols --smoke            # tiny, on the CPU
@@ -25,11 +26,12 @@ import torchvision.transforms as T
 from torchvision.datasets import ImageFolder
 
 from vggnet import save_checkpoint
-from vggnet.bench.common import machine
+from vggnet.bench.common import interleaved, machine, ratios
 from vggnet.bench.forward import model_pair
 from vggnet.bench.pipeline import write_jpegs
 from vggnet.eval.protocols import Protocol
 from vggnet.eval.scoring import evaluate_checkpoints
+from vggnet.interop.int8 import int8_unusable
 from vggnet.model import VGG
 
 CLASSES = 10
@@ -66,15 +68,19 @@ def torchvision_center_rate(
     return n / (time.perf_counter() - start)
 
 
-def vggnet_rate(ckpt: Path, root: Path, protocol: Protocol, args) -> float:
-    """Images/s of vggnet's evaluation (inference defaults unless ``args`` overrides)."""
+def vggnet_rate(
+    ckpt: Path, root: Path, protocol: Protocol, args, int8_calibration: Path | None = None
+) -> float:
+    """Images/s of vggnet's evaluation (inference defaults unless ``args`` overrides; int8,
+    calibrated on ``int8_calibration``'s train split, if given)."""
     start = time.perf_counter()
     scores = evaluate_checkpoints(
         [str(ckpt)],
         str(root),
         protocol,
         device=args.device,
-        precision=args.precision,
+        precision="int8" if int8_calibration else args.precision,
+        calibration=str(int8_calibration) if int8_calibration else None,
         channels_last=args.channels_last,
         batch_size=args.batch,
         workers=args.workers,
@@ -101,23 +107,27 @@ def run(args) -> dict:
 
         q = args.scales[0]
         center = Protocol("center", [q], flip=False)
-        rates: dict[str, list[float]] = {"torchvision": [], "vggnet": []}
-        torchvision_center_rate(reference, root, q, args.crop, args.batch, args.workers, device)
-        vggnet_rate(ckpt, root, center, args)  # warm-up: page cache, first-call set-up
-        for r in range(args.repeats):
-            order = ["torchvision", "vggnet"] if r % 2 == 0 else ["vggnet", "torchvision"]
-            for name in order:
-                rates[name].append(
-                    torchvision_center_rate(
-                        reference, root, q, args.crop, args.batch, args.workers, device
-                    )
-                    if name == "torchvision"
-                    else vggnet_rate(ckpt, root, center, args)
-                )
+        runs = {
+            "torchvision": lambda: torchvision_center_rate(
+                reference, root, q, args.crop, args.batch, args.workers, device
+            ),
+            "vggnet": lambda: vggnet_rate(ckpt, root, center, args),
+        }
+        if int8_unusable(device) is None:
+            calibration = root / "calibration"
+            write_jpegs(calibration, 32)
+            runs["vggnet int8"] = lambda: vggnet_rate(ckpt, root, center, args, calibration)
+        for run_once in runs.values():  # warm-up: page cache, first-call set-up, calibration
+            run_once()
+        rates = interleaved(runs, args.repeats)
         report["center_vs_torchvision"] = {
             "q": q,
             "images_per_s": rates,
-            "ratio": [a / b for a, b in zip(rates["vggnet"], rates["torchvision"], strict=True)],
+            **{
+                f"ratio {name}" if name != "vggnet" else "ratio": ratios(v, rates["torchvision"])
+                for name, v in rates.items()
+                if name != "torchvision"
+            },
         }
         few = root / "few"  # multi-crop is 50 forward passes an image: fewer images
         write_eval_set(few, max(args.crop_images, CLASSES))
@@ -150,11 +160,13 @@ def print_report(report: dict) -> None:
     """The comparison and the per-protocol table."""
     c = report["center_vs_torchvision"]
     median = {k: statistics.median(v) for k, v in c["images_per_s"].items()}
-    print(
-        f"center Q={c['q']}: torchvision {median['torchvision']:.2f} images/s, vggnet "
-        f"{median['vggnet']:.2f}; ratio min {min(c['ratio']):.2f} median "
-        f"{statistics.median(c['ratio']):.2f} max {max(c['ratio']):.2f}"
-    )
+    print(f"center Q={c['q']}: torchvision {median['torchvision']:.2f} images/s")
+    for name in (n for n in median if n != "torchvision"):
+        ratio = c["ratio" if name == "vggnet" else f"ratio {name}"]
+        print(
+            f"  {name:12s} {median[name]:.2f} images/s; ratio to torchvision min "
+            f"{min(ratio):.2f} median {statistics.median(ratio):.2f} max {max(ratio):.2f}"
+        )
     for row in report["protocols"]:
         print(f"  {row['method']:10s} Q={row['q']:4d}  {row['images_per_s']:9.2f} images/s")
 

@@ -1,8 +1,10 @@
 """`vggnet bench`: every section of ours against its plain torchvision equivalent, one process.
 
-Sections: forward (D at 224, batch 8 and 32), train (the CPU-sized net, or D at 224 on
-CUDA), pipeline (training transforms on generated JPEGs), eval (centre crop against a
-torchvision script; every protocol at Q = 256, 384, 512). Each comparison alternates the
+Sections: forward (D at 224, batch 8 and 32), engines (every inference path on the CPU:
+torchvision, ours on torch, onnxruntime fp32 and int8, ours int8; dense at Q = 256, 384,
+512), train (the CPU-sized net, or D at 224 on CUDA), pipeline (training transforms on
+generated JPEGs), eval (centre crop against a torchvision script, fp32 and int8; every
+protocol at Q = 256, 384, 512). Each comparison alternates the
 two sides over repeats and reports min / median / max of the per-repeat ratio.
 """
 
@@ -20,12 +22,13 @@ import torch
 
 from vggnet.bench import pipeline, protocols, train_step
 from vggnet.bench.common import machine, summary
+from vggnet.bench.engines import compare_engines, print_engines
 from vggnet.bench.forward import compare_forward
 from vggnet.devices import inference_precision, resolve_device, supports_bf16
 from vggnet.errors import VGGError
 from vggnet.plots import pyplot
 
-SECTIONS = ("forward", "train", "pipeline", "eval")
+SECTIONS = ("forward", "engines", "train", "pipeline", "eval")
 
 
 @dataclass
@@ -61,6 +64,20 @@ def _forward(s: BenchSettings, device: torch.device) -> list[dict]:
         )
         _say_ratio(f"forward batch {batch} ({rows[-1]['precision']}, channels_last)", rows[-1])
     return rows
+
+
+def _engines(s: BenchSettings, device: torch.device) -> dict | None:
+    if device.type != "cpu":
+        print("engines: onnxruntime runs on the CPU here; skipped on", device.type)
+        return None
+    sizes: dict[str, Any] = (
+        {"size": 32, "width": 1 / 16, "classes": 10, "scales": (32, 48), "iters": 1}
+        if s.tiny
+        else {}
+    )
+    report = compare_engines(2 if s.tiny else 8, precision=s.precision, repeats=s.repeats, **sizes)
+    print_engines(report)
+    return report
 
 
 def _train(s: BenchSettings, device: torch.device) -> dict:
@@ -129,6 +146,8 @@ def run_bench(s: BenchSettings) -> dict:
     for section in s.sections:
         if section == "forward":
             report["forward"] = _forward(s, device)
+        elif section == "engines":
+            report["engines"] = _engines(s, device)
         elif section == "train":
             report["train"] = _train(s, device)
         elif section == "pipeline":

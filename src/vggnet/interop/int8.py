@@ -44,6 +44,10 @@ def int8_unusable(device: torch.device) -> str | None:
             "--precision int8: this CPU has no AVX2, so onnxruntime's int8 kernels would run "
             "as slow fallbacks; use --precision fp32"
         )
+    try:
+        require_onnxruntime("--precision int8")
+    except VGGError as err:
+        return str(err)
     return None
 
 
@@ -52,7 +56,6 @@ def check_int8(device: torch.device) -> None:
     reason = int8_unusable(device)
     if reason:
         raise VGGError(reason)
-    require_onnxruntime("--precision int8")
 
 
 class CalibrationReader:
