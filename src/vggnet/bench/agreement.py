@@ -73,3 +73,37 @@ def precision_agreement(
         <= MAX_ERROR_CHANGE[precision] + 1e-9,  # errors are in 1/N steps
         "seconds": {"fp32": base_s, precision: fast_s},
     }
+
+
+def main() -> None:
+    """``python -m vggnet.bench.agreement CKPT DATA``: the rule's figures, one line per row."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("data")
+    parser.add_argument("--precisions", nargs="+", default=["int8"], choices=["bf16", "int8"])
+    parser.add_argument("--methods", nargs="+", default=["center", "dense"])
+    parser.add_argument("--json", help="also write the rows here")
+    args = parser.parse_args()
+    rows = []
+    for precision in args.precisions:
+        for method in args.methods:
+            row = precision_agreement(args.checkpoint, args.data, precision, method=method)
+            rows.append(row)
+            print(
+                f"{precision} vs fp32, {method}, {row['images']} images: agreement "
+                f"{row['agreement']:.2f}%, top-1 error {row['fp32_top1_error']:.2f}% -> "
+                f"{row['top1_error']:.2f}% ({'passes' if row['passes'] else 'fails'}); "
+                f"seconds fp32 {row['seconds']['fp32']:.1f}, {precision} "
+                f"{row['seconds'][precision]:.1f}",
+                flush=True,
+            )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

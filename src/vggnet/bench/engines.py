@@ -191,7 +191,10 @@ def compare_engines(
         "dense": [],
     }
     for q in scales:
-        dense = interleaved({k: rate(v, 1, iters) for k, v in dense_paths(ours, int8, precision, q).items()}, repeats)
+        dense = interleaved(
+            {k: rate(v, 1, iters) for k, v in dense_paths(ours, int8, precision, q).items()},
+            repeats,
+        )
         q_flops = 2 * flops_per_image(ours, q, round(q * 4 / 3), dense=True)  # image + mirror
         report["dense"].append({"q": q, **_rows(dense, "vggnet fp32", q_flops, peak)})
     return report

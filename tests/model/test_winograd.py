@@ -1,0 +1,90 @@
+"""Winograd F(4x4, 3x3) against direct convolution in float64, on every layer shape of Table 1."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tests.helpers import tiny
+from vggnet import build_model, to_dense
+from vggnet.model.configs import CONFIGS
+from vggnet.model.winograd import (
+    WinogradConv2d,
+    conv_input_shapes,
+    eligible_convs,
+    winograd_conv3x3,
+    winograd_filters,
+    with_winograd,
+)
+
+
+def table1_shapes() -> list[tuple[int, int, int]]:
+    """Every distinct (input channels, output channels, side) of a 3x3 conv in Table 1 at 224."""
+    shapes = set()
+    for config in CONFIGS:
+        with torch.device("meta"):  # shapes only: no weights to initialise
+            model = build_model(config)
+        for name, (c, h, _) in conv_input_shapes(model, 224, 224).items():
+            conv = getattr(model, name)
+            if conv.kernel_size == (3, 3):
+                shapes.add((c, conv.out_channels, h))
+    return sorted(shapes)
+
+
+def test_table1_has_nine_conv_shapes():
+    assert table1_shapes() == [
+        (3, 64, 224),
+        (64, 64, 224),
+        (64, 128, 112),
+        (128, 128, 112),
+        (128, 256, 56),
+        (256, 256, 56),
+        (256, 512, 28),
+        (512, 512, 14),
+        (512, 512, 28),
+    ]
+
+
+@pytest.mark.parametrize(("c", "k", "side"), table1_shapes())
+def test_winograd_equals_direct_convolution_on_table1_shapes(c, k, side):
+    torch.manual_seed(c + k + side)
+    x = torch.randn(1, c, side, side)
+    w = torch.randn(k, c, 3, 3) * (2 / (9 * c)) ** 0.5  # He init, as trained nets start
+    b = torch.randn(k) * 0.1
+    exact = F.conv2d(x.double(), w.double(), b.double(), padding=1)
+    got = winograd_conv3x3(x, winograd_filters(w), b)
+    assert got.shape == exact.shape and got.dtype == torch.float32
+    relative = (got.double() - exact).abs().max() / exact.abs().max()
+    assert relative < 1e-4
+
+
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (5, 7), (9, 4), (33, 18)])
+def test_sides_that_are_not_multiples_of_four(h, w):
+    x, weight = torch.randn(2, 3, h, w), torch.randn(5, 3, 3, 3)
+    exact = F.conv2d(x.double(), weight.double(), padding=1)
+    got = winograd_conv3x3(x, winograd_filters(weight))
+    torch.testing.assert_close(got.double(), exact, rtol=0, atol=1e-4)
+
+
+def test_only_plain_3x3_stride_1_pad_1_convolutions_are_replaced():
+    for conv in (nn.Conv2d(3, 4, 1), nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.Conv2d(3, 4, 3)):
+        with pytest.raises(ValueError, match="3x3/1/pad-1"):
+            WinogradConv2d(conv)
+
+
+def test_a_net_with_winograd_layers_scores_as_the_direct_one():
+    """Crops and dense maps of a net with BN, every conv replaced, against the original."""
+    model = tiny("C", batch_norm=True, crop_size=32, fc_width=16).eval()
+    chosen = eligible_convs(model)
+    assert len(chosen) == 10  # C's three 1x1 convolutions are not Winograd's
+    with pytest.raises(ValueError, match="conv4_3 is not a 3x3/1/pad-1 convolution"):
+        with_winograd(model, ["conv4_3"])
+    fast = with_winograd(model, chosen)
+    assert sum(isinstance(m, WinogradConv2d) for m in fast.children()) == 10  # C's 1x1s stay
+    assert not any(isinstance(m, WinogradConv2d) for m in model.children())  # a copy
+    x, wide = torch.randn(3, 3, 32, 32), torch.randn(2, 3, 70, 100)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model(x), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            to_dense(fast)(wide), to_dense(model)(wide), rtol=1e-4, atol=1e-4
+        )
