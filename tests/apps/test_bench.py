@@ -21,7 +21,8 @@ from vggnet.preprocessing import Preprocessing
 DATA = TRAINED_DATA
 
 
-def test_bench_tiny_runs_every_section_and_writes_json_and_plot(tmp_path, run_cli):
+def test_bench_tiny_runs_every_section_and_writes_json_and_plot(tmp_path, run_cli, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # Winograd's per-machine choice
     out, png = tmp_path / "bench.json", tmp_path / "bench.png"
     status, stdout, err = run_cli("bench", "--tiny", "--repeats", "2", "--json", out, "--plot", png)
     assert status == 0, err
@@ -41,6 +42,7 @@ def test_bench_tiny_runs_every_section_and_writes_json_and_plot(tmp_path, run_cl
     assert len(center["ratio vggnet int8"]) == 2
     engines = report["engines"]
     paths = {"torchvision fp32", f"vggnet {report['inference_precision']}", "vggnet int8"}
+    paths |= {"vggnet fp32", "vggnet fp32 winograd"}
     assert paths | {"onnxruntime fp32", "onnxruntime int8"} == set(engines["forward"]["paths"])
     assert [row["q"] for row in engines["dense"]] == [32, 48]
     for row in [engines["forward"], *engines["dense"]]:

@@ -214,3 +214,62 @@ def test_localisation_refuses_the_onnxruntime_engine(run_cli, tmp_path):
         "--data", TRAINED_DATA, "--backend", "onnxruntime",
     )  # fmt: skip
     assert status == 2 and "--backend onnxruntime: localisation runs on torch only" in err
+
+
+@pytest.fixture
+def every_layer_faster(monkeypatch, tmp_path):
+    """A machine where Winograd wins on every layer but conv1_1 (measured once, cached)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    measured = []
+
+    def speedups(model, height, width):
+        measured.append((height, width))
+        names = [n for n, m in model.named_children() if isinstance(m, torch.nn.Conv2d)]
+        return {n: 1.05 if n == "conv1_1" else 1.5 for n in names}
+
+    monkeypatch.setattr(engines, "layer_speedups", speedups)
+    return measured
+
+
+@pytest.mark.parametrize("method", ["center", "dense+multi-crop"])
+def test_winograd_scores_as_fp32_does(trained, every_layer_faster, method):
+    from vggnet.model.winograd import WinogradConv2d, eligible_convs
+
+    protocol = Protocol(method, [40, 48], grid=2)
+    common = {"device": "cpu", "precision": "fp32", "limit": 12}
+    direct = evaluate_checkpoints([trained], TRAINED_DATA, protocol, **common)
+    fast = evaluate_checkpoints([trained], TRAINED_DATA, protocol, winograd=True, **common)
+    torch.testing.assert_close(fast.posteriors, direct.posteriors, rtol=0, atol=1e-5)
+    model = load_checkpoint(trained)  # the layers it chose: every one at or above the margin
+    chosen = engines.winograd_layers(fold_batch_norm(model))
+    eligible = eligible_convs(model)
+    assert chosen == eligible[1:] and every_layer_faster == [(32, 32)]  # measured once
+    from vggnet.eval.protocols import Engine
+
+    sm = Engine(None, "fp32", winograd=True).prepare(trained, model, protocol, CPU)
+    assert sum(isinstance(m, WinogradConv2d) for m in sm.model.children()) == len(eligible) - 1
+
+
+def test_winograd_agrees_with_fp32_by_the_rule(trained, every_layer_faster):
+    row = precision_agreement(trained, TRAINED_DATA, "winograd", method="dense")
+    assert row["agreement"] == 100.0 and row["error_change"] == 0 and row["passes"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--precision", "bf16"], "--winograd runs fp32 on torch: pass --precision fp32"),
+        (["--precision", "int8"], "--winograd runs fp32 on torch: pass --precision fp32"),
+        (["--precision", "fp32", "--backend", "onnxruntime"], "--winograd runs fp32 on torch"),
+    ],
+)
+def test_winograd_refuses_other_precisions(trained, run_cli, flags, message, monkeypatch):
+    import vggnet.devices
+
+    monkeypatch.setattr(vggnet.devices, "supports_bf16", lambda device: True)
+    status, _, err = run_cli(
+        "eval", "--checkpoint", trained, "--data", TRAINED_DATA, "--winograd", *flags
+    )
+    assert status == 2 and message in err
+    with pytest.raises(VGGError, match="--winograd is a CPU path"):
+        engines.check_winograd(None, "fp32", torch.device("cuda"))

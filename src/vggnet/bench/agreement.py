@@ -18,11 +18,12 @@ from vggnet.devices import resolve_device
 from vggnet.errors import VGGError
 from vggnet.eval.analysis import top_errors
 from vggnet.eval.classes import check_classes
-from vggnet.eval.protocols import Engine, Protocol, prepare
+from vggnet.eval.protocols import Engine, Protocol
 from vggnet.eval.scoring import score_images
 
 MIN_AGREEMENT = 99.5  # percent of images with the same top-1 class
-MAX_ERROR_CHANGE = {"bf16": 0.1, "int8": 0.2}  # top-1 error points
+MAX_ERROR_CHANGE = {"bf16": 0.1, "int8": 0.2, "winograd": 0.2}  # top-1 error points
+FAST_PATHS = tuple(MAX_ERROR_CHANGE)  # "winograd": fp32 with Winograd 3x3 convolutions
 
 
 def precision_agreement(
@@ -45,11 +46,12 @@ def precision_agreement(
     classes = check_classes([model], [checkpoint], source.classes, by_index=False)
     results = {}
     for name, channels_last in (("fp32", False), (precision, True)):
-        engine = Engine(None, name, data).net(checkpoint, model, torch_device)
-        sm = prepare(model, protocol, torch_device, checkpoint, channels_last, engine)
+        winograd = name == "winograd"
+        engine = Engine(None, "fp32" if winograd else name, data, winograd)
+        sm = engine.prepare(checkpoint, model, protocol, torch_device, channels_last)
         start = time.perf_counter()
         scores = score_images(
-            [sm], source, protocol, classes, precision=name, batch_size=batch_size
+            [sm], source, protocol, classes, precision=engine.precision, batch_size=batch_size
         )
         results[name] = (scores.combined(), time.perf_counter() - start, scores.labels)
     (base, base_s, labels), (fast, fast_s, _) = results["fp32"], results[precision]
@@ -83,7 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint")
     parser.add_argument("data")
-    parser.add_argument("--precisions", nargs="+", default=["int8"], choices=["bf16", "int8"])
+    parser.add_argument("--precisions", nargs="+", default=["int8"], choices=FAST_PATHS)
     parser.add_argument("--methods", nargs="+", default=["center", "dense"])
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()

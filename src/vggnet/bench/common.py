@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import platform
 import statistics
 from collections.abc import Callable
 from datetime import date
-from pathlib import Path
 
 import torch
 
-
-def cpu_name() -> str:
-    """The CPU model, as /proc/cpuinfo names it (falls back to the platform's word)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from vggnet.devices import cpu_name
 
 
 def machine(device: torch.device) -> str:

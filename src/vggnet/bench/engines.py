@@ -1,6 +1,7 @@
 """Every inference path on one VGG-16, same weights and inputs, interleaved repeats:
 torchvision fp32, vggnet on torch (inference's default precision), onnxruntime fp32 and
-int8 on a plain export of torchvision's net, and vggnet int8; each also as effective
+int8 on a plain export of torchvision's net, vggnet int8, and vggnet fp32 with Winograd
+3x3 convolutions in the layers measured faster on this machine; each also as effective
 GFLOP/s against this machine's measured fp32 peak. Then dense evaluation (a whole image
 and its mirror) at Q = 256, 384, 512 on each of vggnet's paths.
 
@@ -29,9 +30,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from vggnet.bench.common import interleaved, machine, ratios, summary
 from vggnet.bench.forward import model_pair
 from vggnet.devices import inference_context, inference_precision
+from vggnet.eval.engines import winograd_layers
 from vggnet.interop.int8 import CalibrationReader, int8_net, quiet
 from vggnet.interop.runtime import onnx_net, runtime_session
 from vggnet.model import VGG, to_dense
+from vggnet.model.winograd import with_winograd
 
 DENSE_SCALES = (256, 384, 512)
 
@@ -113,6 +116,7 @@ def forward_paths(
     """Each path's forward pass on the batch ``x`` (one untimed pass warms each)."""
     tuned = copy.deepcopy(ours).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     x_cl = x.contiguous(memory_format=torch.channels_last)
+    winograd = with_winograd(ours, winograd_layers(ours))
     array = x.numpy()
 
     def torch_pass(model: nn.Module, inputs: torch.Tensor, p: str) -> Callable[[], object]:
@@ -124,7 +128,13 @@ def forward_paths(
 
     return {
         "torchvision fp32": torch_pass(reference, x, "fp32"),
-        f"vggnet {precision}": torch_pass(tuned, x_cl, precision),
+        "vggnet fp32": torch_pass(tuned, x_cl, "fp32"),
+        "vggnet fp32 winograd": torch_pass(winograd, x, "fp32"),
+        **(
+            {f"vggnet {precision}": torch_pass(tuned, x_cl, precision)}
+            if precision != "fp32"
+            else {}
+        ),
         **{
             name: (lambda s=s: s.run(None, {"image": array}))  # type: ignore[misc]
             for name, s in sessions.items()
@@ -139,16 +149,20 @@ def dense_paths(ours: VGG, int8, precision: str, q: int) -> dict[str, Callable[[
     pair = torch.cat([image, image.flip(-1)])
     dense = to_dense(copy.deepcopy(ours).to(memory_format=torch.channels_last))  # type: ignore[call-overload]
     pair_cl = pair.contiguous(memory_format=torch.channels_last)
+    winograd = to_dense(with_winograd(ours, winograd_layers(ours)))
     fp32_ort = onnx_net(ours)
 
-    def on_torch(p: str) -> Callable[[], object]:
+    def on_torch(p: str, net: nn.Module = dense, x: torch.Tensor = pair_cl) -> Callable[[], object]:
         def run() -> object:
-            with inference_context(p, pair.device):
-                return dense(pair_cl)
+            with inference_context(p, x.device):
+                return net(x)
 
         return run
 
-    paths = {"vggnet fp32": on_torch("fp32")}
+    paths = {
+        "vggnet fp32": on_torch("fp32"),
+        "vggnet fp32 winograd": on_torch("fp32", winograd, pair),
+    }
     if precision != "fp32":
         paths[f"vggnet {precision}"] = on_torch(precision)
     paths["onnxruntime fp32"] = lambda: fp32_ort.score_map(pair)

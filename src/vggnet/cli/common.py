@@ -149,6 +149,12 @@ def add_inference_flags(parser: argparse.ArgumentParser) -> None:
         "--data); the result is kept beside the checkpoint as CKPT.int8.onnx",
     )
     parser.add_argument(
+        "--winograd",
+        action="store_true",
+        help="fp32 on the CPU: 3x3 convolutions as Winograd F(4x4, 3x3) in the layers a "
+        "one-off measurement on this machine finds faster (kept in ~/.cache/vggnet)",
+    )
+    parser.add_argument(
         "--channels-last",
         action=argparse.BooleanOptionalAction,
         default=True,

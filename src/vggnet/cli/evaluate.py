@@ -209,6 +209,7 @@ def run_eval(args: argparse.Namespace) -> None:
         limit=args.limit,
         backend=args.backend,
         calibration=args.calibration,
+        winograd=args.winograd,
     )
     if scores is None:  # not rank 0
         return
@@ -315,6 +316,7 @@ def run_predict(args: argparse.Namespace) -> int:
         args.channels_last,
         args.backend,
         args.calibration,
+        args.winograd,
     )
     for reason in failures:
         print(f"vggnet: error: {reason}", file=sys.stderr)

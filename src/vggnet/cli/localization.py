@@ -60,9 +60,16 @@ def chosen_method(args: argparse.Namespace) -> str:
 
 
 def check_torch_backend(args: argparse.Namespace) -> None:
-    """Refuse --backend onnxruntime and --calibration: localisation runs on torch."""
-    if args.backend == "onnxruntime" or args.calibration:
-        flag = "--calibration" if args.calibration else "--backend onnxruntime"
+    """Refuse --backend onnxruntime, --calibration and --winograd: localisation runs on
+    torch, as it is."""
+    if args.backend == "onnxruntime" or args.calibration or args.winograd:
+        flag = (
+            "--calibration"
+            if args.calibration
+            else "--winograd"
+            if args.winograd
+            else "--backend onnxruntime"
+        )
         raise VGGError(f"{flag}: localisation runs on torch only; drop {flag}")
 
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +25,15 @@ from vggnet.data.geometry import Scale, single_test_scale
 from vggnet.data.loader import split_skipped, views_loader
 from vggnet.data.subset import stratified_indices
 from vggnet.data.transforms import center_crop
+from vggnet.devices import cpu_name
 from vggnet.errors import VGGError
 from vggnet.interop.int8 import check_int8, describe_calibration, int8_metadata, quantize_int8
 from vggnet.interop.runtime import BACKENDS, OnnxNet, onnx_net, runtime_session
 from vggnet.model import VGG
+from vggnet.model.winograd import layer_speedups
+from vggnet.serialization import atomic_write_text
 
+WINOGRAD_MARGIN = 1.1  # a layer runs Winograd only if measured at least this much faster
 CALIBRATION_IMAGES = 256  # "a few hundred": more changed no range by more than rounding here
 CALIBRATION_SPLIT = "train"
 CPU = torch.device("cpu")
@@ -49,6 +54,49 @@ def resolve_backend(backend: str | None, precision: str) -> str:
     return backend
 
 
+def check_winograd(backend: str | None, precision: str, device: torch.device) -> None:
+    """Refuse --winograd where it does not apply: it is a CPU fp32 path of the torch backend."""
+    if resolve_backend(backend, precision) != "torch" or precision != "fp32":
+        raise VGGError(f"--winograd runs fp32 on torch: pass --precision fp32 (now {precision})")
+    if device.type != "cpu":
+        raise VGGError(
+            f"--winograd is a CPU path ({device.type} libraries choose their own): drop it"
+        )
+
+
+def user_cache() -> Path:
+    """vggnet's folder in the user's cache (``$XDG_CACHE_HOME/vggnet``, else ~/.cache/vggnet)."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vggnet"
+
+
+def winograd_layers(model: VGG) -> list[str]:
+    """The convolutions of ``model`` that run faster as Winograd F(4x4, 3x3) on this machine.
+
+    Measured once per machine, torch version, thread count and layer shape at the crop
+    size (``layer_speedups``, about half a minute for VGG-16 on two cores), then read from
+    ``winograd.json`` in the user's cache; a layer qualifies at ``WINOGRAD_MARGIN`` or more.
+    """
+    key = json.dumps(
+        [cpu_name(), torch.__version__, torch.get_num_threads(), asdict(model.spec)],
+        sort_keys=True,
+    )
+    path = user_cache() / "winograd.json"
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        crop = model.spec.crop_size
+        print(
+            "vggnet: measuring Winograd against direct convolution per layer (once)",
+            file=sys.stderr,
+        )
+        known[key] = layer_speedups(model, crop, crop)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(known, indent=1))
+    return [name for name, speedup in known[key].items() if speedup >= WINOGRAD_MARGIN]
+
+
 def file_digest(path: str | os.PathLike) -> str:
     """SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
@@ -64,7 +112,7 @@ def int8_file(checkpoint: str | os.PathLike) -> Path:
     beside = Path(checkpoint).with_suffix(".int8.onnx")
     if os.access(beside.parent, os.W_OK):
         return beside
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vggnet" / "int8"
+    cache = user_cache() / "int8"
     cache.mkdir(parents=True, exist_ok=True)
     return cache / f"{file_digest(checkpoint)[:16]}-{beside.name}"
 

@@ -17,9 +17,10 @@ from vggnet.checkpoint import load_checkpoint
 from vggnet.data.geometry import Scale, default_test_scales
 from vggnet.data.transforms import BatchNormalizer, center_crop, distinct_grid_crops
 from vggnet.errors import VGGError
-from vggnet.eval.engines import inference_engine
+from vggnet.eval.engines import check_winograd, inference_engine, winograd_layers
 from vggnet.interop.runtime import OnnxNet
 from vggnet.model import VGG, fold_batch_norm, to_dense
+from vggnet.model.winograd import with_winograd
 
 METHODS = ("center", "dense", "multi-crop", "dense+multi-crop")
 # Other spellings users write (the paper's British "centre", timm's "crop"): one meaning each.
@@ -67,17 +68,34 @@ class Protocol:
 @dataclass
 class Engine:
     """What runs the forward pass: ``--backend`` (None: torch, or onnxruntime for int8),
-    ``--precision`` (resolved, not "auto") and ``--calibration`` (int8's data)."""
+    ``--precision`` (resolved, not "auto"), ``--calibration`` (int8's data) and
+    ``--winograd`` (3x3 convolutions as F(4x4, 3x3) where measured faster; fp32 on a CPU)."""
 
     backend: str | None
     precision: str
     calibration: str | None = None
+    winograd: bool = False
 
     def net(self, checkpoint: str, model: VGG, device: torch.device) -> OnnxNet | None:
         """The onnxruntime net for ``model``, or None where torch runs it."""
         return inference_engine(
             checkpoint, model, self.backend, self.precision, device, self.calibration
         )
+
+    def prepare(
+        self,
+        checkpoint: str,
+        model: VGG,
+        protocol: Protocol,
+        device: torch.device,
+        channels_last: bool = False,
+    ) -> ScoredModel:
+        """``prepare`` on this engine: onnxruntime's net, or torch's (with Winograd layers)."""
+        if self.winograd:
+            check_winograd(self.backend, self.precision, device)
+        net = self.net(checkpoint, model, device)
+        winograd = winograd_layers(fold_batch_norm(model)) if self.winograd else None
+        return prepare(model, protocol, device, checkpoint, channels_last, net, winograd)
 
 
 @dataclass
@@ -120,14 +138,20 @@ def prepare(
     name: str,
     channels_last: bool = False,
     engine: OnnxNet | None = None,
+    winograd: list[str] | None = None,
 ) -> ScoredModel:
     """Put a model in eval mode on ``device`` with a normaliser for its own preprocessing
-    (and ``engine``, the onnxruntime net that runs it instead, if any)."""
-    fmt = torch.channels_last if channels_last and engine is None else torch.preserve_format
-    model = fold_batch_norm(model.eval()).to(device, memory_format=fmt).eval()  # type: ignore[call-overload]
+    (and ``engine``, the onnxruntime net that runs it instead, if any; ``winograd``: the
+    convolutions to compute as F(4x4, 3x3), which take contiguous tensors)."""
+    channels_last = channels_last and engine is None and not winograd
+    fmt = torch.channels_last if channels_last else torch.preserve_format
+    model = fold_batch_norm(model.eval())
+    if winograd:
+        model = with_winograd(model, winograd)
+    model = model.to(device, memory_format=fmt).eval()  # type: ignore[call-overload]
     normalizer = BatchNormalizer(model.preprocessing).to(device)
     return ScoredModel(
-        model, normalizer, model_scales(model, protocol), name, channels_last and not engine, engine
+        model, normalizer, model_scales(model, protocol), name, channels_last, engine
     )
 
 
@@ -231,9 +255,8 @@ def load_models(
 ) -> list[ScoredModel]:
     """Load classification checkpoints and prepare them for scoring (on ``engine``'s
     backend and precision, if given)."""
-    found = []
-    for path in paths:
-        model = classifier_checkpoint(path)
-        net = engine.net(path, model, device) if engine else None
-        found.append(prepare(model, protocol, device, str(path), channels_last, net))
-    return found
+    engine = engine or Engine(None, "fp32")
+    return [
+        engine.prepare(str(path), classifier_checkpoint(path), protocol, device, channels_last)
+        for path in paths
+    ]

@@ -35,7 +35,6 @@ from vggnet.eval.protocols import (
     classifier_checkpoint,
     load_models,
     part_posteriors,
-    prepare,
 )
 from vggnet.eval.scores import Scores, gather_scores
 from vggnet.progress import progress as progress_display
@@ -130,13 +129,15 @@ def evaluate_checkpoints(
     limit: int | None = None,
     backend: str | None = None,
     calibration: str | None = None,
+    winograd: bool = False,
 ) -> Scores | None:
     """Score ``data`` with one checkpoint or an ensemble, in one process or under torchrun.
 
     ``limit``: score only that many images, spread evenly over the classes (see
     ``stratified_indices``), for a quick check. ``backend``, ``precision``: what runs the
     forward pass (see ``vggnet.eval.engines``); ``calibration``: int8's data (default
-    ``data``). Returns every image's scores on rank 0 (None on the other ranks).
+    ``data``); ``winograd``: fp32 3x3 convolutions as F(4x4, 3x3) where measured faster.
+    Returns every image's scores on rank 0 (None on the other ranks).
     """
     name = device or default_device()
     device_type = "cuda" if name.startswith("cuda") else "cpu"
@@ -148,7 +149,7 @@ def evaluate_checkpoints(
         source = limit_source(open_source(data, split, val_labels), limit)
         if len(source) == 0:
             raise VGGError(f"--data {data}: the {split} split has no images")
-        engine = Engine(backend, precision, calibration or data)
+        engine = Engine(backend, precision, calibration or data, winograd)
         models = load_models(checkpoints, protocol, torch_device, channels_last, engine)
         for sm in models:
             if sm.model.spec.in_channels != source.channels:
@@ -180,12 +181,13 @@ def predict_images(
     channels_last: bool = True,
     backend: str | None = None,
     calibration: str | None = None,
+    winograd: bool = False,
 ) -> tuple[list[dict], list[str], list[int]]:
     """Top classes of each image file: (results, reasons for files that failed, scales used).
 
     Without scales in ``protocol``, Table 3's single test scale: Q = S, or (Smin + Smax) / 2.
-    ``backend``, ``precision``, ``calibration``: as ``evaluate_checkpoints`` (int8 needs
-    ``calibration`` only until the checkpoint's int8 file exists).
+    ``backend``, ``precision``, ``calibration``, ``winograd``: as ``evaluate_checkpoints``
+    (int8 needs ``calibration`` only until the checkpoint's int8 file exists).
     """
     model = classifier_checkpoint(checkpoint)
     if not protocol.scales:
@@ -199,8 +201,8 @@ def predict_images(
         )
     torch_device = resolve_device(device or default_device())
     precision = inference_precision(precision, torch_device)
-    engine = Engine(backend, precision, calibration).net(checkpoint, model, torch_device)
-    sm = prepare(model, protocol, torch_device, checkpoint, channels_last, engine)
+    engine = Engine(backend, precision, calibration, winograd)
+    sm = engine.prepare(checkpoint, model, protocol, torch_device, channels_last)
     classes = model.classes or [str(i) for i in range(model.spec.num_classes)]
     mode = "L" if model.spec.in_channels == 1 else "RGB"
     results, failures = [], []

@@ -5,14 +5,17 @@ Each 6x6 input tile d and 3x3 filter g meet as ``A^T [(G g G^T) * (B^T d B)] A``
 filter and tile transforms are small fixed sums, and the channel sums become 36
 independent matrix products (K x C times C x tiles). Those products hold all the
 multiplies: 36 per 16 outputs per channel pair, against 144 for the direct convolution.
-Written in plain torch ops: the transforms are unfused tensor contractions, so they cost
-memory traffic that the direct convolution does not pay; whether it wins depends on the
-layer's shape and the machine (``vggnet.bench.engines`` measures it per layer).
+Written in plain torch ops; ``torch.compile`` fuses the tile transforms into generated
+loops (1.1x eager -> 1.7x direct on VGG-16's conv4 layers here, docs/BENCHMARKS.md). Whether
+it wins depends on the layer's shape and the machine: ``layer_speedups`` measures it.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +27,7 @@ __all__ = [
     "WinogradConv2d",
     "conv_input_shapes",
     "eligible_convs",
+    "layer_speedups",
     "winograd_conv3x3",
     "winograd_filters",
     "with_winograd",
@@ -97,14 +101,39 @@ def winograd_conv3x3(
     return y.contiguous()
 
 
+# Compiled kernels are per input shape (shape-generic ones were slower than eager here);
+# VGG-16 has nine conv shapes per test scale, more than dynamo's default of eight.
+RECOMPILE_LIMIT = 64
+
+
+@functools.cache
+def compiled_conv3x3() -> Callable[..., torch.Tensor]:
+    """``winograd_conv3x3`` compiled by torch.compile (one kernel set per input shape), or
+    the eager function where this torch cannot compile (no C++ compiler, an old torch)."""
+    compiled = torch.compile(winograd_conv3x3, dynamic=False)
+    config = torch._dynamo.config
+    limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+
+    def run(*args: torch.Tensor | None) -> torch.Tensor:
+        with config.patch({limit: RECOMPILE_LIMIT}):
+            return compiled(*args)
+
+    try:
+        run(torch.zeros(1, 1, 4, 4), torch.zeros(SPAN * SPAN, 1, 1))
+    except Exception:  # inductor raises many error types; eager is always correct
+        return winograd_conv3x3
+    return run
+
+
 class WinogradConv2d(nn.Module):
     """A 3x3, stride-1, pad-1 ``nn.Conv2d`` computed by F(4x4, 3x3), for inference.
 
     ``conv``: the convolution it replaces; its filters are transformed once, here (a copy:
-    later changes to ``conv`` do not reach this module).
+    later changes to ``conv`` do not reach this module). ``compiled``: run the
+    torch.compile'd function (faster; the first call at each input shape compiles).
     """
 
-    def __init__(self, conv: nn.Conv2d) -> None:
+    def __init__(self, conv: nn.Conv2d, compiled: bool = True) -> None:
         super().__init__()
         if conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.padding != (1, 1):
             raise ValueError(f"Winograd F(4x4, 3x3) replaces 3x3/1/pad-1 convolutions, not {conv}")
@@ -114,9 +143,11 @@ class WinogradConv2d(nn.Module):
         self.bias: torch.Tensor | None
         self.register_buffer("filters", winograd_filters(conv.weight.detach()))
         self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().clone())
+        self.compiled = compiled
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return winograd_conv3x3(x, self.filters, self.bias)
+        conv = compiled_conv3x3() if self.compiled else winograd_conv3x3
+        return conv(x.contiguous(), self.filters, self.bias)
 
 
 def eligible(layer: nn.Module) -> bool:
@@ -159,6 +190,32 @@ def conv_input_shapes(model: VGG, height: int, width: int) -> dict[str, tuple[in
     for hook in hooks:
         hook.remove()
     return shapes
+
+
+def layer_speedups(
+    model: VGG, height: int, width: int, batch: int = 8, repeats: int = 3
+) -> dict[str, float]:
+    """Per eligible convolution: direct time / compiled-Winograd time on its input for a
+    batch of ``height`` x ``width`` images (best of ``repeats``), measured here, now."""
+    shapes = conv_input_shapes(model, height, width)
+    speedups = {}
+    with torch.no_grad():
+        for name in eligible_convs(model):
+            conv = getattr(model, name)
+            x = torch.randn(batch, *shapes[name], device=conv.weight.device)
+            fast = WinogradConv2d(conv)
+            speedups[name] = _best_time(conv, x, repeats) / _best_time(fast, x, repeats)
+    return speedups
+
+
+def _best_time(layer: nn.Module, x: torch.Tensor, repeats: int) -> float:
+    layer(x)  # warm-up (and compilation)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        layer(x)
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def with_winograd(model: VGG, layers: list[str]) -> VGG:
