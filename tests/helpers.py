@@ -149,3 +149,11 @@ def garment_like(rng, n):
         bottom, right = rng.integers(18, 28, 2)
         image[top:bottom, left:right] = rng.integers(60, 256, (bottom - top, right - left))
     return images
+
+
+def eager_winograd(monkeypatch) -> None:
+    """Winograd layers run eagerly: torch.compile's first build takes ~20 s on two cores,
+    which the slow tests pay (tests/model/test_winograd.py)."""
+    import vggnet.model.winograd as winograd
+
+    monkeypatch.setattr(winograd, "compiled_conv3x3", lambda: winograd.winograd_conv3x3)

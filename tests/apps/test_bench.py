@@ -11,7 +11,7 @@ import torch
 import vggnet
 import vggnet.devices
 from tests.data.test_sources import write_fashion
-from tests.helpers import TRAINED_DATA, tiny, worker_env
+from tests.helpers import TRAINED_DATA, eager_winograd, tiny, worker_env
 from vggnet import VGGError, save_checkpoint
 from vggnet.bench.agreement import precision_agreement
 from vggnet.bench.forward import compare_forward
@@ -23,6 +23,7 @@ DATA = TRAINED_DATA
 
 def test_bench_tiny_runs_every_section_and_writes_json_and_plot(tmp_path, run_cli, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # Winograd's per-machine choice
+    eager_winograd(monkeypatch)
     out, png = tmp_path / "bench.json", tmp_path / "bench.png"
     status, stdout, err = run_cli("bench", "--tiny", "--repeats", "2", "--json", out, "--plot", png)
     assert status == 0, err

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import vggnet.interop.int8
-from tests.helpers import TRAINED_DATA, tiny
+from tests.helpers import TRAINED_DATA, eager_winograd, tiny
 from vggnet import VGGError, int8_net, load_checkpoint, save_checkpoint, to_dense
 from vggnet.bench.agreement import precision_agreement
 from vggnet.data import open_source
@@ -219,6 +219,7 @@ def test_localisation_refuses_the_onnxruntime_engine(run_cli, tmp_path):
 @pytest.fixture
 def every_layer_faster(monkeypatch, tmp_path):
     """A machine where Winograd wins on every layer but conv1_1 (measured once, cached)."""
+    eager_winograd(monkeypatch)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     measured = []
 

@@ -5,13 +5,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tests.helpers import tiny
+from tests.helpers import eager_winograd, tiny
 from vggnet import build_model, to_dense
 from vggnet.model.configs import CONFIGS
 from vggnet.model.winograd import (
     WinogradConv2d,
     conv_input_shapes,
     eligible_convs,
+    layer_speedups,
     winograd_conv3x3,
     winograd_filters,
     with_winograd,
@@ -72,8 +73,9 @@ def test_only_plain_3x3_stride_1_pad_1_convolutions_are_replaced():
             WinogradConv2d(conv)
 
 
-def test_a_net_with_winograd_layers_scores_as_the_direct_one():
+def test_a_net_with_winograd_layers_scores_as_the_direct_one(monkeypatch):
     """Crops and dense maps of a net with BN, every conv replaced, against the original."""
+    eager_winograd(monkeypatch)
     model = tiny("C", batch_norm=True, crop_size=32, fc_width=16).eval()
     chosen = eligible_convs(model)
     assert len(chosen) == 10  # C's three 1x1 convolutions are not Winograd's
@@ -88,3 +90,23 @@ def test_a_net_with_winograd_layers_scores_as_the_direct_one():
         torch.testing.assert_close(
             to_dense(fast)(wide), to_dense(model)(wide), rtol=1e-4, atol=1e-4
         )
+
+
+def test_layer_speedups_time_every_eligible_convolution(monkeypatch):
+    eager_winograd(monkeypatch)
+    model = tiny("C", crop_size=32, fc_width=16)
+    speedups = layer_speedups(model, 32, 32, batch=2, repeats=1)
+    assert list(speedups) == eligible_convs(model) and all(v > 0 for v in speedups.values())
+
+
+@pytest.mark.slow
+def test_compiled_winograd_equals_direct_convolution():
+    """The torch.compile'd kernels (what --winograd runs) on a net, crops and whole images."""
+    from vggnet.model.winograd import compiled_conv3x3
+
+    assert compiled_conv3x3() is not winograd_conv3x3  # this machine compiles
+    model = tiny("D", batch_norm=True, crop_size=32, fc_width=16).eval()
+    fast = with_winograd(model, eligible_convs(model))
+    for x in (torch.randn(4, 3, 32, 32), torch.randn(2, 3, 64, 96), torch.randn(1, 3, 70, 45)):
+        with torch.no_grad():
+            torch.testing.assert_close(to_dense(fast)(x), to_dense(model)(x), rtol=1e-4, atol=1e-4)

@@ -157,6 +157,27 @@ def run_bench(s: BenchSettings) -> dict:
     return report
 
 
+def _plot_engines(ax: Any, engines: dict) -> None:
+    """Each inference path's forward images/s (median), a bar per path."""
+    paths = engines["forward"]["paths"]
+    names = list(paths)
+    rates = [statistics.median(paths[n]["images_per_s"]) for n in names]
+    ax.barh(names, rates, color="tab:blue")
+    for y, (name, value) in enumerate(zip(names, rates, strict=True)):
+        ax.text(
+            value,
+            y,
+            f" {value:.1f} ({100 * paths[name]['fraction_of_peak']:.0f}% of fp32 peak)",
+            va="center",
+        )
+    ax.set(
+        title=f"forward, {engines['size']}x{engines['size']}, batch {engines['batch']}",
+        xlabel="images/s (median)",
+    )
+    ax.set_xlim(0, max(rates) * 1.6)
+    ax.invert_yaxis()
+
+
 def plot_bench(report: dict, path: str | Path) -> Path:
     """Cost per image against batch size (forward) and against test scale (eval protocols)."""
     plt = pyplot()
@@ -175,6 +196,8 @@ def plot_bench(report: dict, path: str | Path) -> Path:
             xscale="log",
         )
         axes[0].legend()
+    elif report.get("engines"):
+        _plot_engines(axes[0], report["engines"])
     if report.get("eval"):
         rows = report["eval"]["protocols"]
         for method in dict.fromkeys(r["method"] for r in rows):

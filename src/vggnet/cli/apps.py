@@ -10,7 +10,7 @@ from vggnet.apps.demo import DEMO_EPOCHS
 from vggnet.apps.demo import run_demo as demo
 from vggnet.apps.reproduce.grid import BUDGETS
 from vggnet.apps.reproduce.run import ReproduceSettings, reproduce
-from vggnet.bench.agreement import MAX_ERROR_CHANGE, precision_agreement
+from vggnet.bench.agreement import FAST_PATHS, MAX_ERROR_CHANGE, precision_agreement
 from vggnet.bench.runner import SECTIONS, BenchSettings, plot_bench, run_bench
 from vggnet.cli.common import (
     DATA_HELP,
@@ -94,7 +94,7 @@ def add_bench_parser(sub: Any) -> None:
         "--agreement",
         nargs=2,
         metavar=("CKPT", "DATA"),
-        help="also measure bf16's and int8's top-1 agreement with fp32 on DATA's val split",
+        help="also measure bf16's, int8's and Winograd's top-1 agreement with fp32 on DATA's val split",
     )
     b.add_argument("--json", metavar="FILE", help="write everything measured as JSON")
     b.add_argument("--plot", metavar="PNG", help="cost against batch size and test scale")
@@ -125,7 +125,7 @@ def run_bench_command(args: argparse.Namespace) -> None:
         checkpoint, data = args.agreement
         report["agreement"] = [
             precision_agreement(checkpoint, data, precision, method=m, device=args.device)
-            for precision in ("bf16", "int8")
+            for precision in FAST_PATHS
             for m in ("center", "dense")
         ]
         for row in report["agreement"]:
