@@ -1,6 +1,7 @@
 """int8 and onnxruntime inference: agreement with torch fp32, the calibration cache, refusals."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -101,6 +102,7 @@ def test_int8_file_is_kept_beside_the_checkpoint_and_reused(trained, tmp_path, m
     cached_int8_net(str(ckpt), model, TRAINED_DATA)
     kept = tmp_path / "net.int8.onnx"
     meta = int8_metadata(kept)
+    assert int8_metadata(tmp_path / "net.int8.crops.onnx") == meta  # the crop-size graph
     assert meta["checkpoint_sha256"] == engines.file_digest(ckpt)
     assert meta["precision"] == "int8" and json.loads(meta["classes"]) == model.classes
     assert json.loads(meta["calibration"])["data"] == TRAINED_DATA
@@ -110,6 +112,8 @@ def test_int8_file_is_kept_beside_the_checkpoint_and_reused(trained, tmp_path, m
     monkeypatch.setattr(engines, "quantize_int8", lambda *a, **k: calls.append(1) or real(*a, **k))
     cached_int8_net(str(ckpt), model, TRAINED_DATA)
     cached_int8_net(str(ckpt), model, None)  # predict without --calibration: the kept file
+    os.utime(ckpt)  # touched, same bytes: the SHA-256 says it is the same net
+    cached_int8_net(str(ckpt), model, None)
     assert calls == []
     cached_int8_net(str(ckpt), model, "synthetic:classes=4,train=40,val=8,size=40")
     assert len(calls) == 1  # another calibration set: quantised again
@@ -174,6 +178,21 @@ def test_backend_and_precision_that_do_not_go_together(backend, precision, messa
         engines.resolve_backend(backend, precision)
     assert engines.resolve_backend(None, "int8") == "onnxruntime"
     assert engines.resolve_backend(None, "bf16") == "torch"
+
+
+def test_int8_crops_run_on_the_plain_graph_and_whole_images_on_the_dense_one(trained):
+    """Two graphs, one net: a crop's scores from either are the same up to rounding."""
+    model = load_checkpoint(trained).eval()
+    crops = val_crops(model)
+    net = int8_net(model, crops)
+    x = normalised(model, crops[:8])
+    plain = net.score_map(x)
+    assert plain.shape == (8, 4, 1, 1)
+    (direct,) = net.crop_session.run(None, {"image": x.numpy()})
+    assert torch.equal(plain[:, :, 0, 0], torch.from_numpy(direct))
+    net.crop_session = None
+    dense = net.score_map(x)
+    assert (plain - dense).abs().max() < 0.05 * dense.abs().max()
 
 
 def test_int8_net_takes_uint8_crops_of_the_nets_shape():

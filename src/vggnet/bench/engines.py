@@ -116,7 +116,7 @@ def forward_paths(
     """Each path's forward pass on the batch ``x`` (one untimed pass warms each)."""
     tuned = copy.deepcopy(ours).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     x_cl = x.contiguous(memory_format=torch.channels_last)
-    winograd = with_winograd(ours, winograd_layers(ours))
+    winograd = with_winograd(ours, winograd_layers(ours)).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     array = x.numpy()
 
     def torch_pass(model: nn.Module, inputs: torch.Tensor, p: str) -> Callable[[], object]:
@@ -129,7 +129,7 @@ def forward_paths(
     return {
         "torchvision fp32": torch_pass(reference, x, "fp32"),
         "vggnet fp32": torch_pass(tuned, x_cl, "fp32"),
-        "vggnet fp32 winograd": torch_pass(winograd, x, "fp32"),
+        "vggnet fp32 winograd": torch_pass(winograd, x_cl, "fp32"),
         **(
             {f"vggnet {precision}": torch_pass(tuned, x_cl, precision)}
             if precision != "fp32"
@@ -149,7 +149,9 @@ def dense_paths(ours: VGG, int8, precision: str, q: int) -> dict[str, Callable[[
     pair = torch.cat([image, image.flip(-1)])
     dense = to_dense(copy.deepcopy(ours).to(memory_format=torch.channels_last))  # type: ignore[call-overload]
     pair_cl = pair.contiguous(memory_format=torch.channels_last)
-    winograd = to_dense(with_winograd(ours, winograd_layers(ours)))
+    winograd = to_dense(
+        with_winograd(ours, winograd_layers(ours)).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    )
     fp32_ort = onnx_net(ours)
 
     def on_torch(p: str, net: nn.Module = dense, x: torch.Tensor = pair_cl) -> Callable[[], object]:
@@ -161,7 +163,7 @@ def dense_paths(ours: VGG, int8, precision: str, q: int) -> dict[str, Callable[[
 
     paths = {
         "vggnet fp32": on_torch("fp32"),
-        "vggnet fp32 winograd": on_torch("fp32", winograd, pair),
+        "vggnet fp32 winograd": on_torch("fp32", winograd),
     }
     if precision != "fp32":
         paths[f"vggnet {precision}"] = on_torch(precision)

@@ -27,7 +27,7 @@ from vggnet.data.subset import stratified_indices
 from vggnet.data.transforms import center_crop
 from vggnet.devices import cpu_name
 from vggnet.errors import VGGError
-from vggnet.interop.int8 import check_int8, describe_calibration, int8_metadata, quantize_int8
+from vggnet.interop.int8 import check_int8, crops_file, describe_calibration, quantize_int8
 from vggnet.interop.runtime import BACKENDS, OnnxNet, onnx_net, runtime_session
 from vggnet.model import VGG
 from vggnet.model.winograd import layer_speedups
@@ -77,7 +77,7 @@ def winograd_layers(model: VGG) -> list[str]:
     ``winograd.json`` in the user's cache; a layer qualifies at ``WINOGRAD_MARGIN`` or more.
     """
     key = json.dumps(
-        [cpu_name(), torch.__version__, torch.get_num_threads(), asdict(model.spec)],
+        [cpu_name(), torch.__version__, torch.get_num_threads(), asdict(model.spec), "cl"],
         sort_keys=True,
     )
     path = user_cache() / "winograd.json"
@@ -140,14 +140,35 @@ def calibration_crops(model: VGG, data: str) -> tuple[torch.Tensor, dict[str, st
     return torch.stack(crops), describe_calibration(data, CALIBRATION_SPLIT, indices, q)
 
 
-def _cached(path: Path, digest: str, calibration: str | None) -> bool:
-    """Whether ``path`` is an int8 net of the checkpoint with ``digest`` (and of ``calibration``)."""
-    meta = int8_metadata(path) if path.exists() else {}
-    if meta.get("checkpoint_sha256") != digest:
+def checkpoint_identity(checkpoint: str | os.PathLike) -> dict[str, str]:
+    """Size and modification time of a checkpoint: a cheap test that it is unchanged."""
+    stat = os.stat(checkpoint)
+    return {"checkpoint_size": str(stat.st_size), "checkpoint_mtime_ns": str(stat.st_mtime_ns)}
+
+
+def _current(meta: dict[str, str], checkpoint: str, calibration: str | None) -> bool:
+    """Whether an int8 file's metadata says it is of ``checkpoint`` as it is now (and of
+    ``calibration``): same size and time, or else the same SHA-256."""
+    recorded = json.loads(meta.get("calibration", "{}")).get("data")
+    if calibration is not None and recorded != calibration:
         return False
-    return (
-        calibration is None or json.loads(meta.get("calibration", "{}")).get("data") == calibration
-    )
+    if all(meta.get(k) == v for k, v in checkpoint_identity(checkpoint).items()):
+        return True
+    return meta.get("checkpoint_sha256") == file_digest(checkpoint)
+
+
+def _kept_sessions(path: Path, checkpoint: str, calibration: str | None, threads: int | None):
+    """Sessions of the kept int8 files (dense, crops) if both are current, else None
+    (absent, stale or broken)."""
+    if not (path.exists() and crops_file(path).exists()):
+        return None
+    try:
+        sessions = runtime_session(path, threads), runtime_session(crops_file(path), threads)
+    except VGGError:  # a truncated or foreign file: quantised again
+        return None
+    metas = [s.get_modelmeta().custom_metadata_map for s in sessions]
+    same = metas[0].get("checkpoint_sha256") == metas[1].get("checkpoint_sha256")
+    return sessions if same and _current(metas[0], checkpoint, calibration) else None
 
 
 def cached_int8_net(
@@ -157,14 +178,16 @@ def cached_int8_net(
     device: torch.device = CPU,
     threads: int | None = None,
 ) -> OnnxNet:
-    """The int8 net of ``checkpoint``: its cached file, or quantised now and cached.
+    """The int8 net of ``checkpoint``: its kept file, or quantised now and kept.
 
     ``calibration``: the data set (SPEC) whose train split calibrates it; None takes the
-    cached file whatever it was calibrated on, and is refused when there is none.
+    kept file whatever it was calibrated on, and is refused when there is none.
+    ``device``: where it was asked to run (int8 runs on the CPU); ``threads``: its cores.
     """
     check_int8(device)
-    path, digest = int8_file(checkpoint), file_digest(checkpoint)
-    if not _cached(path, digest, calibration):
+    path = int8_file(checkpoint)
+    sessions = _kept_sessions(path, checkpoint, calibration, threads)
+    if sessions is None:
         if calibration is None:
             raise VGGError(
                 f"--precision int8: {checkpoint} has no calibrated int8 file yet; pass "
@@ -176,8 +199,10 @@ def cached_int8_net(
             f"{calibration} (once; kept in {path})",
             file=sys.stderr,
         )
-        quantize_int8(model, crops, path, {"checkpoint_sha256": digest, **record})
-    return OnnxNet(runtime_session(path, threads), model.spec, model.card, "int8", path)
+        identity = {"checkpoint_sha256": file_digest(checkpoint), **checkpoint_identity(checkpoint)}
+        quantize_int8(model, crops, path, {**identity, **record})
+        sessions = runtime_session(path, threads), runtime_session(crops_file(path), threads)
+    return OnnxNet(sessions[0], model.spec, model.card, "int8", path, sessions[1])
 
 
 def inference_engine(

@@ -142,8 +142,8 @@ def prepare(
 ) -> ScoredModel:
     """Put a model in eval mode on ``device`` with a normaliser for its own preprocessing
     (and ``engine``, the onnxruntime net that runs it instead, if any; ``winograd``: the
-    convolutions to compute as F(4x4, 3x3), which take contiguous tensors)."""
-    channels_last = channels_last and engine is None and not winograd
+    convolutions to compute as F(4x4, 3x3))."""
+    channels_last = channels_last and engine is None
     fmt = torch.channels_last if channels_last else torch.preserve_format
     model = fold_batch_norm(model.eval())
     if winograd:

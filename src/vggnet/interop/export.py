@@ -78,8 +78,11 @@ def onnx_metadata(model: VGG, output: str) -> dict[str, str]:
     }
 
 
-def _export_graph(net: nn.Module, model: VGG, path: Path, output: str, opset: int) -> None:
-    """torch.onnx's export of ``net`` with dynamic N, H, W (files may use external data)."""
+def _export_graph(
+    net: nn.Module, model: VGG, path: Path, output: str, opset: int, any_size: bool = True
+) -> None:
+    """torch.onnx's export of ``net`` with dynamic N, H, W (files may use external data);
+    without ``any_size``, H and W are the crop size."""
     crop = model.spec.crop_size
     x = torch.zeros(1, model.spec.in_channels, crop, crop)
     kwargs: dict[str, Any] = {
@@ -88,17 +91,33 @@ def _export_graph(net: nn.Module, model: VGG, path: Path, output: str, opset: in
         "opset_version": opset,
     }
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
-        dims = {
-            0: torch.export.Dim("N", min=1),
-            2: torch.export.Dim("H", min=crop),
-            3: torch.export.Dim("W", min=crop),
-        }
+        dims = {0: torch.export.Dim("N", min=1)}
+        if any_size:
+            dims |= {2: torch.export.Dim("H", min=crop), 3: torch.export.Dim("W", min=crop)}
         torch.onnx.export(net, (x,), str(path), dynamic_shapes={"x": dims}, dynamo=True, **kwargs)
     else:  # torch < 2.5: the TorchScript exporter
-        axes = {"image": {0: "N", 2: "H", 3: "W"}, output: {0: "N"}}
-        if output == "scores":
+        axes = {"image": {0: "N"}, output: {0: "N"}}
+        if any_size:
+            axes["image"].update({2: "H", 3: "W"})
+        if output == "scores" and any_size:
             axes[output].update({2: "h", 3: "w"})
         torch.onnx.export(net, (x,), str(path), dynamic_axes=axes, **kwargs)
+
+
+def export_crop_graph(model: VGG, path: str | os.PathLike, opset: int = 18) -> None:
+    """Write the plain net (crop-size input, fc layers as matrix products) as ONNX: the
+    graph int8 scores crops with, since onnxruntime runs a quantised fc6 as a matrix
+    product faster than as the dense graph's 7x7 convolution (docs/BENCHMARKS.md)."""
+    model = copy.deepcopy(model).cpu().eval().to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    chatter = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(chatter), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _export_graph(model, model, Path(path), "scores", opset, any_size=False)
+    except Exception as err:
+        raise VGGError(
+            f"ONNX export failed: {err}; the exporter said: {chatter.getvalue()[-500:]}"
+        ) from None
 
 
 def export_onnx(

@@ -26,7 +26,7 @@ import torch
 
 from vggnet.devices import cpu_flags
 from vggnet.errors import VGGError
-from vggnet.interop.export import export_onnx
+from vggnet.interop.export import export_crop_graph, export_onnx
 from vggnet.interop.runtime import OnnxNet, require_onnxruntime, runtime_session
 from vggnet.model import VGG, fold_batch_norm
 
@@ -87,60 +87,76 @@ def quiet() -> Iterator[None]:
         logging.disable(logging.NOTSET)
 
 
-def _fp32_nodes(path: Path) -> tuple[str, list[str]]:
-    """The graph's last Conv (fc8) and its Add nodes (the size guard): left in fp32."""
+def _fp32_nodes(path: Path) -> list[str]:
+    """The graph's last layer (fc8) and its Add nodes (the dense graph's size guard): left
+    in fp32."""
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
-    convs = [n.name for n in graph.node if n.op_type == "Conv"]
-    return convs[-1], [n.name for n in graph.node if n.op_type == "Add"]
+    layers = [n.name for n in graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
+    if any(n.op_type == "Gemm" for n in graph.node):
+        return layers[-1:]
+    return [layers[-1], *(n.name for n in graph.node if n.op_type == "Add")]
+
+
+def crops_file(path: str | os.PathLike) -> Path:
+    """The crop-size graph kept beside a dense int8 file: NAME.onnx -> NAME.crops.onnx."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.crops{path.suffix}")
+
+
+def _quantize_graph(fp32: Path, out: Path, model: VGG, crops: torch.Tensor, meta: dict) -> None:
+    """``fp32`` quantised to ``out`` with onnxruntime's static quantiser, ``meta`` added."""
+    import onnx
+    from onnxruntime import quantization as q
+
+    staged = out.with_name(out.name + ".staged")
+    with quiet():
+        q.quantize_static(
+            str(fp32),
+            str(staged),
+            CalibrationReader(_batches(crops, model)),
+            quant_format=q.QuantFormat.QOperator,
+            per_channel=True,
+            activation_type=q.QuantType.QUInt8,
+            weight_type=q.QuantType.QInt8,
+            nodes_to_exclude=_fp32_nodes(fp32),
+            calibrate_method=q.CalibrationMethod.MinMax,
+        )
+    proto = onnx.load(str(staged))
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save_model(proto, str(staged))
+    os.replace(staged, out)
 
 
 def quantize_int8(
     model: VGG, crops: torch.Tensor, path: str | os.PathLike, metadata: dict[str, str] | None = None
 ) -> Path:
-    """Write ``model``'s dense graph quantised to int8, calibrated on ``crops``.
+    """Write ``model``'s dense graph quantised to int8, calibrated on ``crops``, and beside
+    it (``crops_file``) its crop-size graph, the faster one for crops.
 
     ``crops``: (N, C, crop, crop) uint8 calibration images (a few hundred training
-    crops); ``metadata``: extra ``metadata_props`` (what the calibration was). The file
-    has the fp32 export's card and is written atomically. Returns ``path``.
+    crops); ``metadata``: extra ``metadata_props`` (what the calibration was). Both files
+    have the fp32 export's card; each is written atomically, the dense one last. Returns
+    ``path``.
     """
     require_onnxruntime("--precision int8")
-    import onnx
-    from onnxruntime import quantization as q
-
     crop = model.spec.crop_size
     if crops.dtype != torch.uint8 or crops.shape[1:] != (model.spec.in_channels, crop, crop):
         raise VGGError(
             f"int8 calibration takes uint8 crops of shape (N, {model.spec.in_channels}, "
             f"{crop}, {crop}), got {crops.dtype} {tuple(crops.shape)}"
         )
-    path = Path(path)
+    path, folded = Path(path), fold_batch_norm(model.eval())
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        fp32, staged = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        export_onnx(fold_batch_norm(model.eval()), fp32)
-        fc8, adds = _fp32_nodes(fp32)
-        with quiet():
-            q.quantize_static(
-                str(fp32),
-                str(staged),
-                CalibrationReader(_batches(crops, model)),
-                quant_format=q.QuantFormat.QOperator,
-                per_channel=True,
-                activation_type=q.QuantType.QUInt8,
-                weight_type=q.QuantType.QInt8,
-                nodes_to_exclude=[fc8, *adds],
-                calibrate_method=q.CalibrationMethod.MinMax,
-            )
-        proto = onnx.load(str(staged))
-        card = {
-            p.key: p.value for p in onnx.load(str(fp32), load_external_data=False).metadata_props
-        }
-        for key, value in {**card, "precision": "int8", **(metadata or {})}.items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.save_model(proto, str(staged))
-        os.replace(staged, path)
+        dense, plain = Path(tmp) / "dense.onnx", Path(tmp) / "plain.onnx"
+        export_onnx(folded, dense)
+        export_crop_graph(folded, plain)
+        meta = {**int8_metadata(dense), "precision": "int8", **(metadata or {})}
+        _quantize_graph(plain, crops_file(path), model, crops, meta)
+        _quantize_graph(dense, path, model, crops, meta)
     return path
 
 
@@ -167,7 +183,8 @@ def int8_net(model: VGG, crops: torch.Tensor, threads: int | None = None) -> Onn
     with tempfile.TemporaryDirectory() as tmp:
         path = quantize_int8(model, crops, Path(tmp) / "int8.onnx")
         session = runtime_session(path, threads)
-    return OnnxNet(session, model.spec, model.card, "int8")
+        crop_session = runtime_session(crops_file(path), threads)
+    return OnnxNet(session, model.spec, model.card, "int8", crop_session=crop_session)
 
 
 def describe_calibration(data: str, split: str, indices: list[int], q: int) -> dict[str, str]:

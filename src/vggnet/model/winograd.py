@@ -104,6 +104,7 @@ def winograd_conv3x3(
 # Compiled kernels are per input shape (shape-generic ones were slower than eager here);
 # VGG-16 has nine conv shapes per test scale, more than dynamo's default of eight.
 RECOMPILE_LIMIT = 64
+CL = torch.channels_last
 
 
 @functools.cache
@@ -146,8 +147,13 @@ class WinogradConv2d(nn.Module):
         self.compiled = compiled
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Same output and memory format as the convolution it replaces (channels_last in,
+        channels_last out: the direct layers around it stay in their faster format)."""
         conv = compiled_conv3x3() if self.compiled else winograd_conv3x3
-        return conv(x.contiguous(), self.filters, self.bias)
+        y = conv(x.contiguous(), self.filters, self.bias)
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=CL):
+            return y.contiguous(memory_format=CL)
+        return y
 
 
 def eligible(layer: nn.Module) -> bool:
@@ -193,16 +199,27 @@ def conv_input_shapes(model: VGG, height: int, width: int) -> dict[str, tuple[in
 
 
 def layer_speedups(
-    model: VGG, height: int, width: int, batch: int = 8, repeats: int = 3
+    model: VGG,
+    height: int,
+    width: int,
+    batch: int = 8,
+    repeats: int = 3,
+    channels_last: bool = True,
 ) -> dict[str, float]:
     """Per eligible convolution: direct time / compiled-Winograd time on its input for a
-    batch of ``height`` x ``width`` images (best of ``repeats``), measured here, now."""
+    batch of ``height`` x ``width`` images (best of ``repeats``), measured here, now.
+
+    ``channels_last``: the memory format the net runs in (evaluation's default); the
+    Winograd side pays its conversions to and from it, as it would in the net.
+    """
     shapes = conv_input_shapes(model, height, width)
+    fmt = CL if channels_last else torch.contiguous_format
     speedups = {}
     with torch.no_grad():
         for name in eligible_convs(model):
-            conv = getattr(model, name)
+            conv = copy.deepcopy(getattr(model, name)).to(memory_format=fmt)  # type: ignore[call-overload]
             x = torch.randn(batch, *shapes[name], device=conv.weight.device)
+            x = x.contiguous(memory_format=fmt)
             fast = WinogradConv2d(conv)
             speedups[name] = _best_time(conv, x, repeats) / _best_time(fast, x, repeats)
     return speedups
