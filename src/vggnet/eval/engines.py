@@ -27,7 +27,12 @@ from vggnet.data.subset import stratified_indices
 from vggnet.data.transforms import center_crop
 from vggnet.devices import cpu_name
 from vggnet.errors import VGGError
-from vggnet.interop.int8 import check_int8, crops_file, describe_calibration, quantize_int8
+from vggnet.interop.int8 import (
+    check_int8,
+    crops_file,
+    describe_calibration,
+    quantize_int8,
+)
 from vggnet.interop.runtime import BACKENDS, OnnxNet, onnx_net, runtime_session
 from vggnet.model import VGG
 from vggnet.model.winograd import layer_speedups
@@ -157,18 +162,18 @@ def _current(meta: dict[str, str], checkpoint: str, calibration: str | None) -> 
     return meta.get("checkpoint_sha256") == file_digest(checkpoint)
 
 
-def _kept_sessions(path: Path, checkpoint: str, calibration: str | None, threads: int | None):
-    """Sessions of the kept int8 files (dense, crops) if both are current, else None
-    (absent, stale or broken)."""
+def _kept_crop_session(path: Path, checkpoint: str, calibration: str | None, threads: int | None):
+    """The crop graph's session if the kept int8 files are current, else None (absent,
+    stale or broken). The crop graph is written after the dense one, so it vouches for
+    both; the dense graph's session opens later, when a whole image needs it."""
     if not (path.exists() and crops_file(path).exists()):
         return None
     try:
-        sessions = runtime_session(path, threads), runtime_session(crops_file(path), threads)
+        session = runtime_session(crops_file(path), threads)
     except VGGError:  # a truncated or foreign file: quantised again
         return None
-    metas = [s.get_modelmeta().custom_metadata_map for s in sessions]
-    same = metas[0].get("checkpoint_sha256") == metas[1].get("checkpoint_sha256")
-    return sessions if same and _current(metas[0], checkpoint, calibration) else None
+    meta = session.get_modelmeta().custom_metadata_map
+    return session if _current(meta, checkpoint, calibration) else None
 
 
 def cached_int8_net(
@@ -186,8 +191,8 @@ def cached_int8_net(
     """
     check_int8(device)
     path = int8_file(checkpoint)
-    sessions = _kept_sessions(path, checkpoint, calibration, threads)
-    if sessions is None:
+    crop_session = _kept_crop_session(path, checkpoint, calibration, threads)
+    if crop_session is None:
         if calibration is None:
             raise VGGError(
                 f"--precision int8: {checkpoint} has no calibrated int8 file yet; pass "
@@ -201,8 +206,8 @@ def cached_int8_net(
         )
         identity = {"checkpoint_sha256": file_digest(checkpoint), **checkpoint_identity(checkpoint)}
         quantize_int8(model, crops, path, {**identity, **record})
-        sessions = runtime_session(path, threads), runtime_session(crops_file(path), threads)
-    return OnnxNet(sessions[0], model.spec, model.card, "int8", path, sessions[1])
+        crop_session = runtime_session(crops_file(path), threads)
+    return OnnxNet(None, model.spec, model.card, "int8", path, crop_session, threads)
 
 
 def inference_engine(

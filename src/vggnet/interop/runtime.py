@@ -54,23 +54,33 @@ def runtime_session(path: str | os.PathLike, threads: int | None = None):
 class OnnxNet:
     """A trained net's dense graph in an ONNX Runtime session, called like the torch net.
 
-    ``session``: the dense graph's runtime session; ``spec`` and ``card``: the net's shape
-    and metadata (what the protocols read: crop size, classes, preprocessing);
-    ``precision``: "fp32" or "int8"; ``path``: the graph's file (None when it lived in a
-    temporary folder); ``crop_session``: a session of the plain net for crop-size input,
-    used for crops when given (int8 runs its fc layers faster as matrix products).
+    ``session``: the dense graph's runtime session, or None to open ``path`` when a whole
+    image first needs it (an int8 dense graph takes seconds to open: its 7x7 fc6 is
+    re-laid out); ``spec`` and ``card``: the net's shape and metadata (what the protocols
+    read: crop size, classes, preprocessing); ``precision``: "fp32" or "int8"; ``path``:
+    the dense graph's file (None when it lived in a temporary folder); ``crop_session``:
+    a session of the plain net for crop-size input, used for crops when given (int8 runs
+    its fc layers faster as matrix products); ``threads``: the sessions' cores.
     """
 
-    session: object
+    session: object | None
     spec: VGGSpec
     card: Card
     precision: str
     path: Path | None = None
     crop_session: object | None = None
+    threads: int | None = None
 
     @property
     def preprocessing(self) -> Preprocessing:
         return self.card.preprocessing
+
+    def dense_session(self) -> object:
+        """The dense graph's session, opened on first use."""
+        if self.session is None:
+            assert self.path is not None, "an OnnxNet without a session needs its path"
+            self.session = runtime_session(self.path, self.threads)
+        return self.session
 
     def score_map(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) network input -> (N, K, h, w) class score map, as ``to_dense(net)``."""
@@ -79,7 +89,7 @@ class OnnxNet:
         if self.crop_session is not None and x.shape[-2:] == (crop, crop):
             (scores,) = self.crop_session.run(None, {"image": array})  # type: ignore[attr-defined]
             return torch.from_numpy(scores)[:, :, None, None]
-        (scores,) = self.session.run(None, {"image": array})  # type: ignore[attr-defined]
+        (scores,) = self.dense_session().run(None, {"image": array})  # type: ignore[attr-defined]
         return torch.from_numpy(scores)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
