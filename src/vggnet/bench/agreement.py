@@ -4,7 +4,8 @@ A precision may be an inference default only if, on a trained net and its test s
 top-1 predictions agree with fp32's on >= 99.5% of the images and its top-1 error moves by
 <= 0.1 points for bf16 (issue 7's rule), <= 0.2 for int8 (issue 37's). bf16 is measured even
 where it is only emulated (slow, but the numbers are the same as on hardware with native
-bf16); int8 runs on onnxruntime, calibrated on the data's train split.
+bf16); int8 runs on onnxruntime, calibrated on the data's train split; "winograd" puts
+every eligible layer on Winograd F(4x4, 3x3), whichever ``--winograd`` would choose.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from vggnet.devices import resolve_device
 from vggnet.errors import VGGError
 from vggnet.eval.analysis import top_errors
 from vggnet.eval.classes import check_classes
-from vggnet.eval.protocols import Engine, Protocol
+from vggnet.eval.protocols import Engine, Protocol, prepare
 from vggnet.eval.scoring import score_images
+from vggnet.model import fold_batch_norm
+from vggnet.model.winograd import eligible_convs
 
 MIN_AGREEMENT = 99.5  # percent of images with the same top-1 class
 MAX_ERROR_CHANGE = {"bf16": 0.1, "int8": 0.2, "winograd": 0.2}  # top-1 error points
@@ -46,9 +49,12 @@ def precision_agreement(
     classes = check_classes([model], [checkpoint], source.classes, by_index=False)
     results = {}
     for name, channels_last in (("fp32", False), (precision, True)):
-        winograd = name == "winograd"
-        engine = Engine(None, "fp32" if winograd else name, data, winograd)
-        sm = engine.prepare(checkpoint, model, protocol, torch_device, channels_last)
+        engine = Engine(None, "fp32" if name == "winograd" else name, data)
+        if name == "winograd":  # every eligible layer, whichever are faster: the worst case
+            layers = eligible_convs(fold_batch_norm(model))
+            sm = prepare(model, protocol, torch_device, checkpoint, channels_last, None, layers)
+        else:
+            sm = engine.prepare(checkpoint, model, protocol, torch_device, channels_last)
         start = time.perf_counter()
         scores = score_images(
             [sm], source, protocol, classes, precision=engine.precision, batch_size=batch_size

@@ -1,16 +1,17 @@
 """Every inference path on one VGG-16, same weights and inputs, interleaved repeats:
-torchvision fp32, vggnet on torch (inference's default precision), onnxruntime fp32 and
-int8 on a plain export of torchvision's net, vggnet int8, and vggnet fp32 with Winograd
-3x3 convolutions in the layers measured faster on this machine; each also as effective
-GFLOP/s against this machine's measured fp32 peak. Then dense evaluation (a whole image
-and its mirror) at Q = 256, 384, 512 on each of vggnet's paths.
+torchvision fp32, vggnet on torch (fp32 and inference's default precision), onnxruntime
+fp32 and int8 on a plain export of torchvision's net, vggnet int8, and vggnet fp32 with
+Winograd 3x3 convolutions in the layers measured faster on this machine; each also as
+effective GFLOP/s (the direct convolution's FLOPs over the time taken) against this
+machine's measured fp32 GEMM rate, the stand-in for its FMA peak. Then dense evaluation
+(a whole image and its mirror) at Q = 256, 384, 512 on each of vggnet's paths.
 
     python -m vggnet.bench.engines [--batch 8] [--repeats 3] [--json FILE]
 
 "onnxruntime int8" is what a user gets from onnxruntime's own quantiser with the settings
 that are fastest on x86 (QOperator, u8 activations, s8 per-channel weights), every layer
-quantised; "vggnet int8" is ``--precision int8`` (the same engine on vggnet's dense graph,
-fc8 left in fp32).
+quantised; "vggnet int8" is ``--precision int8`` (the same engine on vggnet's crop graph,
+fc6-fc8 left in fp32; dense evaluation runs its dense graph).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ DENSE_SCALES = (256, 384, 512)
 
 def fp32_peak(size: int = 2048, iters: int = 5) -> float:
     """GFLOP/s of the best of ``iters`` fp32 ``size``-square matrix products: what this
-    machine's FMA units deliver to a library GEMM, the ceiling a direct convolution meets."""
+    machine's FMA units deliver to torch's GEMM, the measured stand-in for their peak (a
+    lower bound of it: onnxruntime's fp32 convolutions ran faster here)."""
     a, b = torch.randn(size, size), torch.randn(size, size)
     a @ b
     best = float("inf")
@@ -235,7 +237,7 @@ def print_engines(report: dict) -> None:
     """The forward table and the dense table, one line per path."""
     print(
         f"forward {report['size']}x{report['size']} batch {report['batch']} "
-        f"({report['flops_per_image'] / 1e9:.1f} GFLOP an image; fp32 peak measured "
+        f"({report['flops_per_image'] / 1e9:.1f} GFLOP an image; fp32 GEMM measured at "
         f"{report['fp32_peak_gflops']:.0f} GFLOP/s)"
     )
     _print_paths(report["forward"]["paths"], "torchvision fp32")
@@ -248,7 +250,7 @@ def _print_paths(paths: dict, baseline: str) -> None:
     for name, p in paths.items():
         print(
             f"  {name:18s} images/s {summary(p['images_per_s'])}   /{baseline}: "
-            f"{summary(p['ratio'])}   {p['gflops']:7.1f} GFLOP/s ({100 * p['fraction_of_peak']:.0f}% of peak)"
+            f"{summary(p['ratio'])}   {p['gflops']:7.1f} GFLOP/s ({100 * p['fraction_of_peak']:.0f}% of the fp32 GEMM rate)"
         )
 
 

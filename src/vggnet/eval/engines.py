@@ -3,9 +3,11 @@
 ``--backend torch`` runs the net in PyTorch (fp32, or bf16/fp16 autocast);
 ``--backend onnxruntime`` runs its exported dense graph in ONNX Runtime (fp32 or int8).
 ``--precision int8`` means onnxruntime. An int8 net is calibrated once, on a few hundred
-training images chosen deterministically, and kept as ``CKPT.int8.onnx``; the file records
-the checkpoint's SHA-256 and the calibration, so a changed checkpoint or a different
-calibration set is quantised again rather than silently reused.
+training images chosen deterministically, and kept as ``CKPT.int8.onnx`` (the dense graph)
+and ``CKPT.int8.crops.onnx`` (the crop graph); the files record the checkpoint's size,
+modification time and SHA-256 and the calibration, so a changed checkpoint or a different
+calibration set is quantised again rather than silently reused. ``--winograd`` picks its
+layers by a measurement kept per machine.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from vggnet.model.winograd import layer_speedups
 from vggnet.serialization import atomic_write_text
 
 WINOGRAD_MARGIN = 1.1  # a layer runs Winograd only if measured at least this much faster
-CALIBRATION_IMAGES = 256  # "a few hundred": more changed no range by more than rounding here
+CALIBRATION_IMAGES = 256  # "a few hundred" training images; other counts were not compared
 CALIBRATION_SPLIT = "train"
 CPU = torch.device("cpu")
 
