@@ -6,34 +6,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from tests.helpers import eager_winograd, tiny
-from vggnet import build_model, to_dense
-from vggnet.model.configs import CONFIGS
+from vggnet import to_dense
 from vggnet.model.winograd import (
     WinogradConv2d,
-    conv_input_shapes,
     eligible_convs,
     layer_speedups,
+    table1_conv_shapes,
     winograd_conv3x3,
     winograd_filters,
     with_winograd,
 )
 
 
-def table1_shapes() -> list[tuple[int, int, int]]:
-    """Every distinct (input channels, output channels, side) of a 3x3 conv in Table 1 at 224."""
-    shapes = set()
-    for config in CONFIGS:
-        with torch.device("meta"):  # shapes only: no weights to initialise
-            model = build_model(config)
-        for name, (c, h, _) in conv_input_shapes(model, 224, 224).items():
-            conv = getattr(model, name)
-            if conv.kernel_size == (3, 3):
-                shapes.add((c, conv.out_channels, h))
-    return sorted(shapes)
-
-
 def test_table1_has_nine_conv_shapes():
-    assert table1_shapes() == [
+    assert table1_conv_shapes() == [
         (3, 64, 224),
         (64, 64, 224),
         (64, 128, 112),
@@ -46,7 +32,7 @@ def test_table1_has_nine_conv_shapes():
     ]
 
 
-@pytest.mark.parametrize(("c", "k", "side"), table1_shapes())
+@pytest.mark.parametrize(("c", "k", "side"), table1_conv_shapes())
 def test_winograd_equals_direct_convolution_on_table1_shapes(c, k, side):
     torch.manual_seed(c + k + side)
     x = torch.randn(1, c, side, side)

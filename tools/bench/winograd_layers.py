@@ -15,19 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from vggnet.bench.common import machine
-from vggnet.model.winograd import compiled_conv3x3, winograd_conv3x3, winograd_filters
-
-SHAPES = [
-    (3, 64, 224),
-    (64, 64, 224),
-    (64, 128, 112),
-    (128, 128, 112),
-    (128, 256, 56),
-    (256, 256, 56),
-    (256, 512, 28),
-    (512, 512, 28),
-    (512, 512, 14),
-]
+from vggnet.model.winograd import (
+    compiled_conv3x3,
+    table1_conv_shapes,
+    winograd_conv3x3,
+    winograd_filters,
+)
 
 
 def best_time(run, repeats: int) -> float:
@@ -52,7 +45,7 @@ def main() -> None:
     print(f"fp32 3x3 convolutions, batch {args.batch}, on {machine(torch.device('cpu'))}")
     print("shape               direct  direct-cl  winograd  compiled   (GFLOP/s)  speedup  error")
     with torch.no_grad():
-        for c, k, side in SHAPES:
+        for c, k, side in table1_conv_shapes():
             x = torch.randn(args.batch, c, side, side)
             w = torch.randn(k, c, 3, 3) * (2 / (9 * c)) ** 0.5
             u = winograd_filters(w)
@@ -64,12 +57,16 @@ def main() -> None:
                 "compiled": best_time(lambda: compiled(x, u, None), args.repeats),  # noqa: B023
             }
             exact = F.conv2d(x[:1].double(), w.double(), padding=1)
-            error = float((compiled(x[:1], u, None).double() - exact).abs().max() / exact.abs().max())
+            error = float(
+                (compiled(x[:1], u, None).double() - exact).abs().max() / exact.abs().max()
+            )
             flops = 2 * args.batch * side * side * c * k * 9
             gflops = {name: flops / t / 1e9 for name, t in times.items()}
             fastest_direct = min(times["direct"], times["direct-cl"])
             speedup = fastest_direct / times["compiled"]
-            rows.append({"shape": [c, k, side], "gflops": gflops, "speedup": speedup, "error": error})
+            rows.append(
+                {"shape": [c, k, side], "gflops": gflops, "speedup": speedup, "error": error}
+            )
             print(
                 f"{c:4d}->{k:4d} @{side:3d}   "
                 + "  ".join(f"{gflops[n]:8.1f}" for n in times)
@@ -78,7 +75,11 @@ def main() -> None:
             )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine(torch.device("cpu")), "args": vars(args), "rows": rows}, f, indent=1)
+            json.dump(
+                {"machine": machine(torch.device("cpu")), "args": vars(args), "rows": rows},
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """int8 inference: static post-training quantisation with onnxruntime's quantiser and runtime.
 
 Why onnxruntime: on these CPUs it was the fastest int8 engine reachable (docs/BENCHMARKS.md,
-"int8"): its u8s8 kernels use AVX2 or AVX-512-VNNI, and PyTorch's own PT2E quantisation
-has left torch for torchao, which needs a C++ toolchain at run time to compile.
+"int8, onnxruntime and Winograd"): its u8s8 kernels use AVX2 or AVX-512-VNNI, and
+PyTorch's own PT2E quantisation has left torch for torchao, which needs a C++ toolchain
+at run time to compile.
 
 Static: every activation's range is measured once, on calibration images, and stored in
 the graph. Weights are quantised per output channel (int8), activations per tensor

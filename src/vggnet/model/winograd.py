@@ -21,13 +21,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vggnet.model.vgg import VGG
+from vggnet.model.configs import CONFIGS
+from vggnet.model.vgg import VGG, build_model
 
 __all__ = [
     "WinogradConv2d",
     "conv_input_shapes",
     "eligible_convs",
     "layer_speedups",
+    "table1_conv_shapes",
     "winograd_conv3x3",
     "winograd_filters",
     "with_winograd",
@@ -233,6 +235,19 @@ def _best_time(layer: nn.Module, x: torch.Tensor, repeats: int) -> float:
         layer(x)
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def table1_conv_shapes(size: int = 224) -> list[tuple[int, int, int]]:
+    """Every distinct (input channels, output channels, side) of a 3x3 convolution in
+    Table 1's six nets at ``size`` x ``size``: the shapes Winograd must compute exactly."""
+    shapes = set()
+    for config in CONFIGS:
+        with torch.device("meta"):  # shapes only: no weights to initialise
+            model = build_model(config)
+        for name, (c, h, _) in conv_input_shapes(model, size, size).items():
+            if eligible(getattr(model, name)):
+                shapes.add((c, getattr(model, name).out_channels, h))
+    return sorted(shapes)
 
 
 def with_winograd(model: VGG, layers: list[str]) -> VGG:
