@@ -116,9 +116,9 @@ def forward_paths(
     reference: nn.Module, ours: VGG, sessions: dict, int8, x: torch.Tensor, precision: str
 ) -> dict[str, Callable[[], object]]:
     """Each path's forward pass on the batch ``x`` (one untimed pass warms each)."""
-    tuned = copy.deepcopy(ours).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    tuned = copy.deepcopy(ours).to(memory_format=torch.channels_last)
     x_cl = x.contiguous(memory_format=torch.channels_last)
-    winograd = with_winograd(ours, winograd_layers(ours)).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    winograd = with_winograd(ours, winograd_layers(ours)).to(memory_format=torch.channels_last)
     array = x.numpy()
 
     def torch_pass(model: nn.Module, inputs: torch.Tensor, p: str) -> Callable[[], object]:
@@ -149,10 +149,10 @@ def dense_paths(ours: VGG, int8, precision: str, q: int) -> dict[str, Callable[[
     """Dense evaluation of one Q x 4Q/3 image and its mirror on each of vggnet's paths."""
     image = torch.randn(1, 3, q, round(q * 4 / 3))
     pair = torch.cat([image, image.flip(-1)])
-    dense = to_dense(copy.deepcopy(ours).to(memory_format=torch.channels_last))  # type: ignore[call-overload]
+    dense = to_dense(copy.deepcopy(ours).to(memory_format=torch.channels_last))
     pair_cl = pair.contiguous(memory_format=torch.channels_last)
     winograd = to_dense(
-        with_winograd(ours, winograd_layers(ours)).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        with_winograd(ours, winograd_layers(ours)).to(memory_format=torch.channels_last)
     )
     fp32_ort = onnx_net(ours)
 

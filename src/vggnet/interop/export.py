@@ -108,7 +108,7 @@ def export_crop_graph(model: VGG, path: str | os.PathLike, opset: int = 18) -> N
     """Write the plain net (crop-size input, fc layers as matrix products) as ONNX: the
     graph int8 scores crops with, since onnxruntime runs a quantised fc6 as a matrix
     product faster than as the dense graph's 7x7 convolution (docs/BENCHMARKS.md)."""
-    model = copy.deepcopy(model).cpu().eval().to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    model = copy.deepcopy(model).cpu().eval().to(memory_format=torch.contiguous_format)
     chatter = io.StringIO()
     try:
         with contextlib.redirect_stdout(chatter), warnings.catch_warnings():
@@ -146,7 +146,7 @@ def export_onnx(
         )
     # A copy in the default memory format: the exporter fails on channels_last weights
     # (a net trained that way stores them so), and the caller's net keeps its format.
-    model = copy.deepcopy(model).cpu().eval().to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    model = copy.deepcopy(model).cpu().eval().to(memory_format=torch.contiguous_format)
     dense = to_dense(model) if output == "scores" else DensePosteriors(model)
     net = SizeGuard(dense, model.spec.crop_size).eval()
     path = Path(path)

@@ -117,9 +117,11 @@ def compiled_conv3x3() -> Callable[..., torch.Tensor]:
     config = torch._dynamo.config
     limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
 
-    def run(*args: torch.Tensor | None) -> torch.Tensor:
+    def run(
+        x: torch.Tensor, filters: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
         with config.patch({limit: RECOMPILE_LIMIT}):
-            return compiled(*args)
+            return compiled(x, filters, bias)
 
     try:
         run(torch.zeros(1, 1, 4, 4), torch.zeros(SPAN * SPAN, 1, 1))
@@ -219,7 +221,7 @@ def layer_speedups(
     speedups = {}
     with torch.no_grad():
         for name in eligible_convs(model):
-            conv = copy.deepcopy(getattr(model, name)).to(memory_format=fmt)  # type: ignore[call-overload]
+            conv = copy.deepcopy(getattr(model, name)).to(memory_format=fmt)
             x = torch.randn(batch, *shapes[name], device=conv.weight.device)
             x = x.contiguous(memory_format=fmt)
             fast = WinogradConv2d(conv)
