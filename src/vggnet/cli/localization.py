@@ -62,15 +62,17 @@ def chosen_method(args: argparse.Namespace) -> str:
 def check_torch_backend(args: argparse.Namespace) -> None:
     """Refuse --backend onnxruntime, --calibration and --winograd: localisation runs on
     torch, as it is."""
-    if args.backend == "onnxruntime" or args.calibration or args.winograd:
-        flag = (
-            "--calibration"
-            if args.calibration
-            else "--winograd"
-            if args.winograd
-            else "--backend onnxruntime"
+    given = [
+        flag
+        for flag, on in (
+            ("--backend onnxruntime", args.backend == "onnxruntime"),
+            ("--calibration", args.calibration),
+            ("--winograd", args.winograd),
         )
-        raise VGGError(f"{flag}: localisation runs on torch only; drop {flag}")
+        if on
+    ]
+    if given:
+        raise VGGError(f"{given[0]}: localisation runs on torch only; drop {given[0]}")
 
 
 def run_eval_localization(args: argparse.Namespace) -> None:

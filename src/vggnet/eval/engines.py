@@ -79,12 +79,19 @@ def user_cache() -> Path:
 def winograd_layers(model: VGG) -> list[str]:
     """The convolutions of ``model`` that run faster as Winograd F(4x4, 3x3) on this machine.
 
-    Measured once per machine, torch version, thread count and layer shape at the crop
-    size (``layer_speedups``, about half a minute for VGG-16 on two cores), then read from
+    Measured once per CPU (name and vector width), torch version, thread count and net
+    shape, at the crop size (``layer_speedups``, about half a minute for VGG-16 on two cores), then read from
     ``winograd.json`` in the user's cache; a layer qualifies at ``WINOGRAD_MARGIN`` or more.
     """
     key = json.dumps(
-        [cpu_name(), torch.__version__, torch.get_num_threads(), asdict(model.spec), "cl"],
+        [
+            cpu_name(),
+            torch.backends.cpu.get_cpu_capability(),  # VMs of two CPU generations share a name
+            torch.__version__,
+            torch.get_num_threads(),
+            asdict(model.spec),
+            "cl",
+        ],
         sort_keys=True,
     )
     path = user_cache() / "winograd.json"
