@@ -30,12 +30,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from vggnet.bench.common import interleaved, machine, ratios, summary
 from vggnet.bench.forward import model_pair
+from vggnet.data.transforms import BatchNormalizer
 from vggnet.devices import inference_context, inference_precision
 from vggnet.eval.engines import winograd_layers
 from vggnet.interop.int8 import CalibrationReader, int8_net, quiet
 from vggnet.interop.runtime import onnx_net, runtime_session
 from vggnet.model import VGG, to_dense
 from vggnet.model.winograd import with_winograd
+from vggnet.preprocessing import Preprocessing
 
 DENSE_SCALES = (256, 384, 512)
 
@@ -94,9 +96,7 @@ def onnx_baselines(reference: nn.Module, crops: torch.Tensor, folder: Path) -> d
 
 def _as_input(images: torch.Tensor):
     """uint8 images as torchvision's normalised input (a numpy array for onnxruntime)."""
-    mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
-    std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
-    return ((images.float() / 255 - mean) / std).numpy()
+    return BatchNormalizer(Preprocessing.torchvision())(images).numpy()
 
 
 def rate(run: Callable[[], object], images: int, iters: int) -> Callable[[], float]:

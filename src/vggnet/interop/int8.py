@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vggnet.data.transforms import BatchNormalizer
 from vggnet.devices import cpu_flags
 from vggnet.errors import VGGError
 from vggnet.interop.export import export_crop_graph, export_onnx
@@ -72,10 +73,9 @@ class CalibrationReader:
 
 def _batches(crops: torch.Tensor, model: VGG) -> Iterator[dict[str, np.ndarray]]:
     """The calibration crops as network input, in batches, the way the protocols feed them."""
-    mean, std = model.preprocessing.image_order_stats(torch.float32, torch.device("cpu"))
+    normalize = BatchNormalizer(model.preprocessing)
     for chunk in crops.split(CALIBRATION_BATCH):
-        x = (chunk.float() / 255 - mean[:, None, None]) / std[:, None, None]
-        yield {"image": x.numpy()}
+        yield {"image": normalize(chunk).numpy()}
 
 
 @contextlib.contextmanager
