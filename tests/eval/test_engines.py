@@ -79,6 +79,11 @@ def test_onnxruntime_fp32_backend_equals_torch(trained):
         [trained], TRAINED_DATA, protocol, backend="onnxruntime", **common
     )
     torch.testing.assert_close(ort_scores.posteriors, torch_scores.posteriors, rtol=0, atol=1e-5)
+    from vggnet.eval.protocols import Engine
+    from vggnet.interop.runtime import OnnxNet
+
+    sm = Engine("onnxruntime", "fp32").prepare(trained, load_checkpoint(trained), protocol, CPU)
+    assert isinstance(sm.engine, OnnxNet) and sm.engine.precision == "fp32"  # not torch again
 
 
 def test_calibration_is_the_class_balanced_train_images_centre_cropped(trained):
@@ -266,7 +271,7 @@ def test_winograd_scores_as_fp32_does(trained, every_layer_faster, method):
     assert chosen == eligible[1:] and every_layer_faster == [(32, 32)]  # measured once
     from vggnet.eval.protocols import Engine
 
-    sm = Engine(None, "fp32", winograd=True).prepare(trained, model, protocol, CPU)
+    sm = Engine(None, "fp32", winograd="measured").prepare(trained, model, protocol, CPU)
     assert sum(isinstance(m, WinogradConv2d) for m in sm.model.children()) == len(eligible) - 1
 
 

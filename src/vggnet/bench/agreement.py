@@ -19,10 +19,8 @@ from vggnet.devices import resolve_device
 from vggnet.errors import VGGError
 from vggnet.eval.analysis import top_errors
 from vggnet.eval.classes import check_classes
-from vggnet.eval.protocols import Engine, Protocol, prepare
+from vggnet.eval.protocols import Engine, Protocol
 from vggnet.eval.scoring import score_images
-from vggnet.model import fold_batch_norm
-from vggnet.model.winograd import eligible_convs
 
 MIN_AGREEMENT = 99.5  # percent of images with the same top-1 class
 MAX_ERROR_CHANGE = {"bf16": 0.1, "int8": 0.2, "winograd": 0.2}  # top-1 error points
@@ -49,12 +47,11 @@ def precision_agreement(
     classes = check_classes([model], [checkpoint], source.classes, by_index=False)
     results = {}
     for name, channels_last in (("fp32", False), (precision, True)):
-        engine = Engine(None, "fp32" if name == "winograd" else name, data)
         if name == "winograd":  # every eligible layer, whichever are faster: the worst case
-            layers = eligible_convs(fold_batch_norm(model))
-            sm = prepare(model, protocol, torch_device, checkpoint, channels_last, None, layers)
+            engine = Engine(None, "fp32", winograd="every-layer")
         else:
-            sm = engine.prepare(checkpoint, model, protocol, torch_device, channels_last)
+            engine = Engine(None, name, data)
+        sm = engine.prepare(checkpoint, model, protocol, torch_device, channels_last)
         start = time.perf_counter()
         scores = score_images(
             [sm], source, protocol, classes, precision=engine.precision, batch_size=batch_size

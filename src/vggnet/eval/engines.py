@@ -37,9 +37,12 @@ from vggnet.interop.int8 import (
 )
 from vggnet.interop.runtime import BACKENDS, OnnxNet, onnx_net, runtime_session
 from vggnet.model import VGG
-from vggnet.model.winograd import layer_speedups
+from vggnet.model.winograd import eligible_convs, layer_speedups
 from vggnet.serialization import atomic_write_text
 
+# --winograd's layers: none, those measured faster here, or every eligible one (the worst
+# case for accuracy, which the agreement rule measures).
+WINOGRAD_MODES = ("off", "measured", "every-layer")
 WINOGRAD_MARGIN = 1.1  # a layer runs Winograd only if measured at least this much faster
 CALIBRATION_IMAGES = 256  # "a few hundred" training images; other counts were not compared
 CALIBRATION_SPLIT = "train"
@@ -109,6 +112,15 @@ def winograd_layers(model: VGG) -> list[str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(known, indent=1))
     return [name for name, speedup in known[key].items() if speedup >= WINOGRAD_MARGIN]
+
+
+def winograd_choice(model: VGG, mode: str) -> list[str] | None:
+    """The convolutions ``mode`` (one of ``WINOGRAD_MODES``) puts on Winograd, or None."""
+    if mode not in WINOGRAD_MODES:
+        raise VGGError(f"Winograd mode {mode!r}: choose one of {', '.join(WINOGRAD_MODES)}")
+    if mode == "off":
+        return None
+    return eligible_convs(model) if mode == "every-layer" else winograd_layers(model)
 
 
 def file_digest(path: str | os.PathLike) -> str:

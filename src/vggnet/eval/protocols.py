@@ -17,7 +17,7 @@ from vggnet.checkpoint import load_checkpoint
 from vggnet.data.geometry import Scale, default_test_scales
 from vggnet.data.transforms import BatchNormalizer, center_crop, distinct_grid_crops
 from vggnet.errors import VGGError
-from vggnet.eval.engines import check_winograd, inference_engine, winograd_layers
+from vggnet.eval.engines import check_winograd, inference_engine, winograd_choice
 from vggnet.interop.runtime import OnnxNet
 from vggnet.model import VGG, fold_batch_norm, to_dense
 from vggnet.model.winograd import with_winograd
@@ -68,13 +68,13 @@ class Protocol:
 @dataclass
 class Engine:
     """What runs the forward pass: ``--backend`` (None: torch, or onnxruntime for int8),
-    ``--precision`` (resolved, not "auto"), ``--calibration`` (int8's data) and
-    ``--winograd`` (3x3 convolutions as F(4x4, 3x3) where measured faster; fp32 on a CPU)."""
+    ``--precision`` (resolved, not "auto"), ``--calibration`` (int8's data) and the
+    Winograd layers (``WINOGRAD_MODES``: "measured" is ``--winograd``; fp32 on a CPU)."""
 
     backend: str | None
     precision: str
     calibration: str | None = None
-    winograd: bool = False
+    winograd: str = "off"
 
     def net(self, checkpoint: str, model: VGG, device: torch.device) -> OnnxNet | None:
         """The onnxruntime net for ``model``, or None where torch runs it."""
@@ -91,11 +91,13 @@ class Engine:
         channels_last: bool = False,
     ) -> ScoredModel:
         """``prepare`` on this engine: onnxruntime's net, or torch's (with Winograd layers)."""
-        if self.winograd:
+        if self.winograd != "off":
             check_winograd(self.backend, self.precision, device)
         net = self.net(checkpoint, model, device)
-        winograd = winograd_layers(fold_batch_norm(model)) if self.winograd else None
-        return prepare(model, protocol, device, checkpoint, channels_last, net, winograd)
+        if net is None:
+            model = fold_batch_norm(model.eval())
+        layers = winograd_choice(model, self.winograd)
+        return prepare(model, protocol, device, checkpoint, channels_last, net, layers)
 
 
 @dataclass
@@ -145,7 +147,8 @@ def prepare(
     convolutions to compute as F(4x4, 3x3))."""
     channels_last = channels_last and engine is None
     fmt = torch.channels_last if channels_last else torch.preserve_format
-    model = fold_batch_norm(model.eval())
+    if engine is None:  # the torch net runs: fold; an onnxruntime net uses its spec and card
+        model = fold_batch_norm(model.eval())
     if winograd:
         model = with_winograd(model, winograd)
     model = model.to(device, memory_format=fmt).eval()  # type: ignore[call-overload]
