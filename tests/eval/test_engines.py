@@ -11,12 +11,18 @@ import torch
 import vggnet.interop.int8
 from tests.helpers import TRAINED_DATA, eager_winograd, tiny
 from vggnet import VGGError, int8_net, load_checkpoint, save_checkpoint, to_dense
+from vggnet.apps.transfer import dataset_features, linear_probe
 from vggnet.bench.agreement import precision_agreement
 from vggnet.data import open_source
 from vggnet.data.subset import stratified_indices
 from vggnet.data.transforms import center_crop, rescale
 from vggnet.eval import engines
-from vggnet.eval.engines import CALIBRATION_IMAGES, cached_int8_net, calibration_crops
+from vggnet.eval.engines import (
+    CALIBRATION_IMAGES,
+    cached_int8_descriptors,
+    cached_int8_net,
+    calibration_crops,
+)
 from vggnet.eval.protocols import Protocol
 from vggnet.eval.scoring import evaluate_checkpoints, predict_images
 from vggnet.interop.int8 import check_int8, int8_metadata
@@ -306,3 +312,98 @@ def test_winograd_refuses_other_precisions(trained, run_cli, flags, message, mon
     assert status == 2 and message in err
     with pytest.raises(VGGError, match="--winograd is a CPU path"):
         engines.check_winograd(None, "fp32", torch.device("cuda"))
+
+
+def test_int8_descriptors_agree_with_fp32_on_a_trained_net(trained, tmp_path):
+    """Appendix B's fc7 descriptors, dense at two scales with flips: int8 against torch fp32
+    (cosine similarity per image), and the linear SVM on them scores the same."""
+    ckpt = tmp_path / "net.ckpt"
+    shutil.copy(trained, ckpt)
+    model = load_checkpoint(ckpt).eval()
+    describe = cached_int8_descriptors(str(ckpt), model, "fc7", TRAINED_DATA)
+    runs = {}
+    for name, fn in (("fp32", None), ("int8", describe)):
+        runs[name] = [
+            dataset_features(model, open_source(TRAINED_DATA, split), [40, 48], "fc7", describe=fn)
+            for split in ("train", "val")
+        ]
+    (fp32, labels), (int8, same) = runs["fp32"][1], runs["int8"][1]
+    assert np.array_equal(labels, same)
+    cosine = (fp32 * int8).sum(1)  # both L2-normalised
+    assert cosine.min() > 0.99, cosine.min()
+    assert abs(linear_probe(*runs["int8"]) - linear_probe(*runs["fp32"])) <= 100 / 48 + 1e-9
+
+
+def test_int8_descriptor_file_is_kept_per_layer_and_reused(trained, tmp_path, monkeypatch):
+    ckpt = tmp_path / "net.ckpt"
+    shutil.copy(trained, ckpt)
+    model = load_checkpoint(ckpt)
+    calls = []
+    real = engines.quantize_descriptors_int8
+    monkeypatch.setattr(
+        engines, "quantize_descriptors_int8", lambda *a, **k: calls.append(a[1]) or real(*a, **k)
+    )
+    with pytest.raises(VGGError, match="has no calibrated int8 file yet"):
+        cached_int8_descriptors(str(ckpt), model, "fc7", None)
+    x = normalised(model, val_crops(model, 4))
+    first = cached_int8_descriptors(str(ckpt), model, "fc7", TRAINED_DATA)(x)
+    again = cached_int8_descriptors(str(ckpt), model, "fc7", None)(x)
+    cached_int8_descriptors(str(ckpt), model, "relu4_2", TRAINED_DATA)
+    assert calls == ["fc7", "relu4_2"] and torch.equal(first, again)
+    meta = int8_metadata(tmp_path / "net.int8.fc7.onnx")
+    assert meta["layer"] == "fc7" and meta["checkpoint_sha256"] == engines.file_digest(ckpt)
+    assert (tmp_path / "net.int8.relu4_2.onnx").exists()
+
+
+def _quantise_in_a_process(ckpt: str, log: str, barrier) -> None:
+    """One of several processes (torchrun's ranks) asking for the same int8 file at once."""
+    torch.set_num_threads(1)
+    real = engines.quantize_descriptors_int8
+
+    def counted(*args, **kwargs):
+        with open(log, "a") as f:
+            f.write("quantised\n")
+        return real(*args, **kwargs)
+
+    engines.quantize_descriptors_int8 = counted
+    model = load_checkpoint(ckpt)
+    barrier.wait()
+    cached_int8_descriptors(ckpt, model, "fc7", TRAINED_DATA)
+
+
+def test_processes_sharing_a_checkpoint_quantise_it_once(trained, tmp_path):
+    import multiprocessing
+
+    ckpt, log = tmp_path / "net.ckpt", tmp_path / "log.txt"
+    shutil.copy(trained, ckpt)
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    workers = [
+        context.Process(target=_quantise_in_a_process, args=(str(ckpt), str(log), barrier))
+        for _ in range(2)
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    assert [w.exitcode for w in workers] == [0, 0]
+    assert log.read_text().splitlines() == ["quantised"]
+
+
+def test_features_cli_int8(trained, tmp_path, run_cli):
+    ckpt = tmp_path / "net.ckpt"
+    shutil.copy(trained, ckpt)
+    common = ("features", "--checkpoint", ckpt, "--data", TRAINED_DATA, "--split", "val")
+    status, _, err = run_cli(*common, "--out", tmp_path / "fp32.npy", "--device", "cpu")
+    assert status == 0, err
+    status, _, err = run_cli(
+        *common, "--out", tmp_path / "int8.npy", "--device", "cpu", "--precision", "int8"
+    )
+    assert status == 0, err
+    assert "calibrating int8" in err and (tmp_path / "net.int8.fc7.onnx").exists()
+    fp32, int8 = np.load(tmp_path / "fp32.npy"), np.load(tmp_path / "int8.npy")
+    assert fp32.shape == int8.shape == (48, 64) and (fp32 * int8).sum(1).min() > 0.99
+    status, _, err = run_cli(
+        *common, "--out", tmp_path / "x.npy", "--precision", "int8", "--layer", "fc9"
+    )
+    assert status == 2 and "no layer 'fc9'" in err and not (tmp_path / "net.int8.fc9.onnx").exists()

@@ -8,7 +8,8 @@ import torch
 
 import vggnet
 from tests.helpers import tiny
-from vggnet import VGGError, load_checkpoint, save_checkpoint, to_dense
+from vggnet import VGGError, extract_features, load_checkpoint, save_checkpoint, to_dense
+from vggnet.interop.export import export_descriptor_graph
 from vggnet.interop.timm import import_timm
 from vggnet.preprocessing import Preprocessing
 
@@ -170,3 +171,21 @@ def test_onnx_posteriors_are_the_dense_protocols(tmp_path, run_cli):
     args = ["--checkpoint", tmp_path / "m.ckpt", "--format", "safetensors", "--out", tmp_path / "s"]
     status, _, err = run_cli("export", *args, "--output", "posteriors")
     assert status == 2 and "--output is for --format onnx" in err
+
+
+@pytest.mark.parametrize("layer", ["relu3_2", "pool5", "fc7", "fc8"])
+def test_descriptor_graph_equals_the_torch_descriptor(layer, tmp_path):
+    """The graph int8 describes images with, in fp32: extract_features averaged over
+    positions, at the crop size and at larger sizes (the dense view)."""
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    model = tiny("A", num_classes=3, crop_size=32, width=0.25, fc_width=16).eval()
+    export_descriptor_graph(model, layer, tmp_path / "d.onnx")
+    session = ort.InferenceSession(str(tmp_path / "d.onnx"), providers=["CPUExecutionProvider"])
+    for height, width in ((32, 32), (40, 57)):
+        x = torch.randn(2, 3, height, width)
+        (got,) = session.run(None, {"image": x.numpy()})
+        with torch.no_grad():
+            tap = extract_features(model, x, [layer])[layer]
+        expected = tap.mean(dim=(2, 3)) if tap.dim() == 4 else tap
+        np.testing.assert_allclose(got, expected.numpy(), rtol=1e-4, atol=1e-5)

@@ -8,15 +8,17 @@ from typing import Any
 
 import numpy as np
 
-from vggnet.apps.transfer import dataset_features, linear_probe
+from vggnet.apps.transfer import check_descriptor_request, dataset_features, linear_probe
 from vggnet.checkpoint import load_checkpoint
 from vggnet.cli.common import SPLITS, add_device_flag, at_least, check_output, scales
 from vggnet.data import open_source
 from vggnet.devices import default_device, resolve_device
 from vggnet.errors import VGGError
+from vggnet.eval.engines import cached_int8_descriptors
 from vggnet.eval.protocols import Protocol, model_scales
 from vggnet.serialization import write_json
 
+DESCRIPTOR_PRECISIONS = ("fp32", "int8")
 COMMANDS = {
     "features": "Appendix B descriptors of a split, saved as .npy",
     "transfer": "a linear SVM on Appendix B descriptors: accuracy on the val split",
@@ -41,6 +43,18 @@ def add_features_parsers(sub: Any) -> None:
             help="default: Table 4's rule from the training scale",
         )
         f.add_argument("--no-flip", action="store_true")
+        f.add_argument(
+            "--precision",
+            choices=DESCRIPTOR_PRECISIONS,
+            default="fp32",
+            help="int8: onnxruntime's quantised kernels on the CPU, calibrated once "
+            "(see --calibration) and kept as CKPT.int8.LAYER.onnx",
+        )
+        f.add_argument(
+            "--calibration",
+            metavar="SPEC",
+            help="int8: the data whose train split calibrates the net (default: --data)",
+        )
         add_device_flag(f)
         f.add_argument("--batch-size", type=at_least(1), default=64)
         f.add_argument("--workers", type=at_least(0), default=0)
@@ -59,7 +73,8 @@ def add_features_parsers(sub: Any) -> None:
 
 def split_features(args: argparse.Namespace, split: str) -> tuple[Any, list[int]]:
     """((features, labels), scales) of one split, from the checkpoint's ``--layer``."""
-    model = load_checkpoint(args.checkpoint).to(resolve_device(args.device or default_device()))
+    device = resolve_device(args.device or default_device())
+    model = load_checkpoint(args.checkpoint).to(device)
     source = open_source(args.data, split)
     if source.channels != model.spec.in_channels:
         raise VGGError(
@@ -67,9 +82,15 @@ def split_features(args: argparse.Namespace, split: str) -> tuple[Any, list[int]
             f"--data {args.data} has {source.channels}"
         )
     chosen = args.scales or model_scales(model, Protocol("dense"))
-    return dataset_features(
-        model, source, chosen, args.layer, not args.no_flip, args.batch_size, args.workers
-    ), chosen
+    check_descriptor_request(model, chosen, args.layer)
+    describe = None
+    if args.precision == "int8":
+        calibration = args.calibration or args.data
+        describe = cached_int8_descriptors(args.checkpoint, model, args.layer, calibration, device)
+    features = dataset_features(
+        model, source, chosen, args.layer, not args.no_flip, args.batch_size, args.workers, describe
+    )
+    return features, chosen
 
 
 def run_features(args: argparse.Namespace) -> None:

@@ -12,10 +12,12 @@ layers by a measurement kept per machine.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -33,9 +35,11 @@ from vggnet.interop.int8 import (
     check_int8,
     crops_file,
     describe_calibration,
+    descriptor_file,
+    quantize_descriptors_int8,
     quantize_int8,
 )
-from vggnet.interop.runtime import BACKENDS, OnnxNet, onnx_net, runtime_session
+from vggnet.interop.runtime import BACKENDS, OnnxNet, onnx_net, run_session, runtime_session
 from vggnet.model import VGG
 from vggnet.model.winograd import eligible_convs, layer_speedups
 from vggnet.serialization import atomic_write_text
@@ -183,18 +187,64 @@ def _current(meta: dict[str, str], checkpoint: str, calibration: str | None) -> 
     return meta.get("checkpoint_sha256") == file_digest(checkpoint)
 
 
-def _kept_crop_session(path: Path, checkpoint: str, calibration: str | None, threads: int | None):
-    """The crop graph's session if the kept int8 files are current, else None (absent,
-    stale or broken). The crop graph is written after the dense one, so it vouches for
-    both; the dense graph's session opens later, when a whole image needs it."""
-    if not (path.exists() and crops_file(path).exists()):
+def _kept_session(path: Path, checkpoint: str, calibration: str | None, threads: int | None):
+    """A session of the kept int8 file ``path`` if it is current, else None (absent, stale
+    or broken)."""
+    if not path.exists():
         return None
     try:
-        session = runtime_session(crops_file(path), threads)
+        session = runtime_session(path, threads)
     except VGGError:  # a truncated or foreign file: quantised again
         return None
     meta = session.get_modelmeta().custom_metadata_map
     return session if _current(meta, checkpoint, calibration) else None
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``PATH.lock`` (POSIX; elsewhere no lock), so that processes
+    sharing a checkpoint (torchrun's ranks) quantise it once, not once each."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: each process may quantise; the files stay whole
+        yield
+        return
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _kept_or_quantized(
+    vouch: Path,
+    checkpoint: str,
+    model: VGG,
+    calibration: str | None,
+    quantize: Callable[[torch.Tensor, dict[str, str]], object],
+    threads: int | None,
+):
+    """A session of the int8 file ``vouch``: kept and current, or quantised now by
+    ``quantize(crops, metadata)`` on ``calibration``'s images (refused without it)."""
+    with file_lock(vouch):
+        session = _kept_session(vouch, checkpoint, calibration, threads)
+        if session is not None:
+            return session
+        if calibration is None:
+            raise VGGError(
+                f"--precision int8: {checkpoint} has no calibrated int8 file yet; pass "
+                "--calibration SPEC (data in the net's domain: its train split calibrates it, once)"
+            )
+        crops, record = calibration_crops(model, calibration)
+        print(
+            f"vggnet: calibrating int8 on {len(crops)} {CALIBRATION_SPLIT} images of "
+            f"{calibration} (once; kept in {vouch})",
+            file=sys.stderr,
+        )
+        identity = {"checkpoint_sha256": file_digest(checkpoint), **checkpoint_identity(checkpoint)}
+        quantize(crops, {**identity, **record})
+        return runtime_session(vouch, threads)
 
 
 def cached_int8_net(
@@ -209,26 +259,44 @@ def cached_int8_net(
     ``calibration``: the data set (SPEC) whose train split calibrates it; None takes the
     kept file whatever it was calibrated on, and is refused when there is none.
     ``device``: where it was asked to run (int8 runs on the CPU); ``threads``: its cores.
+    The crop graph is written after the dense one, so it vouches for both; the dense
+    graph's session opens later, when a whole image needs it.
     """
     check_int8(device)
     path = int8_file(checkpoint)
-    crop_session = _kept_crop_session(path, checkpoint, calibration, threads)
-    if crop_session is None:
-        if calibration is None:
-            raise VGGError(
-                f"--precision int8: {checkpoint} has no calibrated int8 file yet; pass "
-                "--calibration SPEC (data in the net's domain: its train split calibrates it, once)"
-            )
-        crops, record = calibration_crops(model, calibration)
-        print(
-            f"vggnet: calibrating int8 on {len(crops)} {CALIBRATION_SPLIT} images of "
-            f"{calibration} (once; kept in {path})",
-            file=sys.stderr,
-        )
-        identity = {"checkpoint_sha256": file_digest(checkpoint), **checkpoint_identity(checkpoint)}
-        quantize_int8(model, crops, path, {**identity, **record})
-        crop_session = runtime_session(crops_file(path), threads)
+    crop_session = _kept_or_quantized(
+        crops_file(path),
+        checkpoint,
+        model,
+        calibration,
+        lambda crops, meta: quantize_int8(model, crops, path, meta),
+        threads,
+    )
     return OnnxNet(None, model.spec, model.card, "int8", path, crop_session, threads)
+
+
+def cached_int8_descriptors(
+    checkpoint: str,
+    model: VGG,
+    layer: str,
+    calibration: str | None,
+    device: torch.device = CPU,
+    threads: int | None = None,
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``layer``'s int8 descriptor function of ``checkpoint`` (kept as CKPT.int8.LAYER.onnx,
+    quantised once as ``cached_int8_net``): normalised images (N, C, H, W) -> the layer's
+    map averaged over positions (N, C_layer), as ``dataset_features`` takes it."""
+    check_int8(device)
+    path = descriptor_file(int8_file(checkpoint), layer)
+    session = _kept_or_quantized(
+        path,
+        checkpoint,
+        model,
+        calibration,
+        lambda crops, meta: quantize_descriptors_int8(model, layer, crops, path, meta),
+        threads,
+    )
+    return lambda x: run_session(session, x)
 
 
 def inference_engine(

@@ -42,6 +42,28 @@ class DensePosteriors(nn.Module):
         return self.dense(x).mean(dim=(2, 3)).softmax(1)
 
 
+class DenseTap(nn.Module):
+    """The dense net up to one named layer, its map averaged over positions: (N, C), an
+    Appendix B descriptor before flips, scales and L2 normalisation."""
+
+    def __init__(self, model: VGG, layer: str) -> None:
+        super().__init__()
+        names = [name for name, _ in model.named_children()]
+        if layer not in names or layer == "flatten":
+            raise VGGError(f"no layer {layer!r} in config {model.spec.config}")
+        children = [module for _, module in model.named_children()][: names.index(layer) + 1]
+        flatten = names.index("flatten")
+        self.model = model  # registers the parameters; the lists below only order them
+        self.convs, self.fcs = children[:flatten], children[flatten + 1 :]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.convs:
+            x = layer(x)
+        if self.fcs:
+            x = self.model._fc_as_convolutions(x, self.fcs)
+        return x.mean(dim=(2, 3))
+
+
 class SizeGuard(nn.Module):
     """Refuse, inside the graph, an input smaller than the crop size.
 
@@ -104,20 +126,44 @@ def _export_graph(
         torch.onnx.export(net, (x,), str(path), dynamic_axes=axes, **kwargs)
 
 
-def export_crop_graph(model: VGG, path: str | os.PathLike, opset: int = 18) -> None:
-    """Write the plain net (crop-size input, fc layers as matrix products) as ONNX: the
-    graph int8 scores crops with, since onnxruntime runs a quantised fc6 as a matrix
-    product faster than as the dense graph's 7x7 convolution (docs/BENCHMARKS.md)."""
-    model = copy.deepcopy(model).cpu().eval().to(memory_format=torch.contiguous_format)
+def _quiet_export(
+    net: nn.Module, model: VGG, path: Path, output: str, opset: int, any_size: bool = True
+) -> None:
+    """``_export_graph`` with the exporter's chatter captured, its failure one line."""
     chatter = io.StringIO()
     try:
         with contextlib.redirect_stdout(chatter), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _export_graph(model, model, Path(path), "scores", opset, any_size=False)
+            _export_graph(net, model, path, output, opset, any_size)
     except Exception as err:
         raise VGGError(
             f"ONNX export failed: {err}; the exporter said: {chatter.getvalue()[-500:]}"
         ) from None
+
+
+def _export_copy(model: VGG) -> VGG:
+    """A CPU copy in eval mode and the default memory format: the exporter fails on
+    channels_last weights (a net trained that way stores them so), and the caller's net
+    keeps its format."""
+    return copy.deepcopy(model).cpu().eval().to(memory_format=torch.contiguous_format)
+
+
+def export_crop_graph(model: VGG, path: str | os.PathLike, opset: int = 18) -> None:
+    """Write the plain net (crop-size input, fc layers as matrix products) as ONNX: the
+    graph int8 scores crops with, since onnxruntime runs a quantised fc6 as a matrix
+    product faster than as the dense graph's 7x7 convolution (docs/BENCHMARKS.md)."""
+    model = _export_copy(model)
+    _quiet_export(model, model, Path(path), "scores", opset, any_size=False)
+
+
+def export_descriptor_graph(
+    model: VGG, layer: str, path: str | os.PathLike, opset: int = 18
+) -> None:
+    """Write ``DenseTap(model, layer)`` as ONNX: input ``image`` (N, C, H, W) of any size
+    the layer takes, output ``descriptor`` (N, C_layer), the layer's map averaged over
+    positions (the graph int8 describes images with)."""
+    model = _export_copy(model)
+    _quiet_export(DenseTap(model, layer).eval(), model, Path(path), "descriptor", opset)
 
 
 def export_onnx(
@@ -144,23 +190,13 @@ def export_onnx(
             "--output posteriors: a localisation net predicts boxes, not classes; "
             "export its box map with --output scores"
         )
-    # A copy in the default memory format: the exporter fails on channels_last weights
-    # (a net trained that way stores them so), and the caller's net keeps its format.
-    model = copy.deepcopy(model).cpu().eval().to(memory_format=torch.contiguous_format)
+    model = _export_copy(model)
     dense = to_dense(model) if output == "scores" else DensePosteriors(model)
     net = SizeGuard(dense, model.spec.crop_size).eval()
     path = Path(path)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         raw = Path(tmp) / "graph.onnx"
-        chatter = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(chatter), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                _export_graph(net, model, raw, output, opset)
-        except Exception as err:
-            raise VGGError(
-                f"ONNX export failed: {err}; the exporter said: {chatter.getvalue()[-500:]}"
-            ) from None
+        _quiet_export(net, model, raw, output, opset)
         proto = onnx.load(str(raw))  # with any external data, now in memory
         for key, value in onnx_metadata(model, output).items():
             entry = proto.metadata_props.add()

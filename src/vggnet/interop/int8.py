@@ -29,11 +29,17 @@ import torch
 from vggnet.data.transforms import BatchNormalizer
 from vggnet.devices import cpu_flags
 from vggnet.errors import VGGError
-from vggnet.interop.export import export_crop_graph, export_onnx
+from vggnet.interop.export import export_crop_graph, export_descriptor_graph, export_onnx
 from vggnet.interop.runtime import OnnxNet, require_onnxruntime, runtime_session
 from vggnet.model import VGG, fold_batch_norm
 
-__all__ = ["check_int8", "int8_metadata", "int8_net", "quantize_int8"]
+__all__ = [
+    "check_int8",
+    "int8_metadata",
+    "int8_net",
+    "quantize_descriptors_int8",
+    "quantize_int8",
+]
 
 CALIBRATION_BATCH = 32
 
@@ -41,7 +47,10 @@ CALIBRATION_BATCH = 32
 def int8_unusable(device: torch.device) -> str | None:
     """Why ``--precision int8`` cannot run well on ``device`` here, or None if it can."""
     if device.type != "cpu":
-        return f"--precision int8 runs on the CPU (onnxruntime), not {device.type}: use bf16 there"
+        return (
+            f"--precision int8 runs on the CPU (onnxruntime), not {device.type}: pass "
+            "--device cpu, or use bf16 there"
+        )
     if platform.machine().lower() in ("x86_64", "amd64") and "avx2" not in cpu_flags():
         return (
             "--precision int8: this CPU has no AVX2, so onnxruntime's int8 kernels would run "
@@ -90,7 +99,8 @@ def quiet() -> Iterator[None]:
 
 
 def _fp32_nodes(path: Path) -> list[str]:
-    """The nodes left in fp32. Dense graph: fc8 (the last Conv) and the size guard's Adds.
+    """The nodes left in fp32. Dense graph: fc8 (the last Conv) and the size guard's Adds;
+    descriptor graph: the tapped layer's Conv (its output is the descriptor).
     Crop graph: fc6-fc8 (its Gemms): with them in int8 the crop-64 D net's top-1 agreed
     with fp32 on 99.30% of 2,000 images, under the 99.5% rule; in fp32, 99.55%, at 7% of
     VGG-16's int8 speed (docs/notebook/2026-12-06-int8-winograd.md)."""
@@ -106,8 +116,18 @@ def _fp32_nodes(path: Path) -> list[str]:
 
 def crops_file(path: str | os.PathLike) -> Path:
     """The crop-size graph kept beside a dense int8 file: NAME.onnx -> NAME.crops.onnx."""
+    return _beside(path, "crops")
+
+
+def descriptor_file(path: str | os.PathLike, layer: str) -> Path:
+    """The descriptor graph of ``layer`` kept beside a dense int8 file: NAME.onnx ->
+    NAME.LAYER.onnx."""
+    return _beside(path, layer)
+
+
+def _beside(path: str | os.PathLike, part: str) -> Path:
     path = Path(path)
-    return path.with_name(f"{path.stem}.crops{path.suffix}")
+    return path.with_name(f"{path.stem}.{part}{path.suffix}")
 
 
 def _quantize_graph(fp32: Path, out: Path, model: VGG, crops: torch.Tensor, meta: dict) -> None:
@@ -147,14 +167,7 @@ def quantize_int8(
     have the fp32 export's card; each is written atomically, the crop graph last (so a
     current crop graph vouches for the dense one beside it). Returns ``path``.
     """
-    require_onnxruntime("--precision int8")
-    crop = model.spec.crop_size
-    if crops.dtype != torch.uint8 or crops.shape[1:] != (model.spec.in_channels, crop, crop):
-        raise VGGError(
-            f"int8 calibration takes uint8 crops of shape (N, {model.spec.in_channels}, "
-            f"{crop}, {crop}), got {crops.dtype} {tuple(crops.shape)}"
-        )
-    path, folded = Path(path), fold_batch_norm(model.eval())
+    path, folded = Path(path), _calibrated_net(model, crops)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         dense, plain = Path(tmp) / "dense.onnx", Path(tmp) / "plain.onnx"
         export_onnx(folded, dense)
@@ -163,6 +176,39 @@ def quantize_int8(
         _quantize_graph(dense, path, model, crops, meta)
         _quantize_graph(plain, crops_file(path), model, crops, meta)
     return path
+
+
+def quantize_descriptors_int8(
+    model: VGG,
+    layer: str,
+    crops: torch.Tensor,
+    path: str | os.PathLike,
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """Write ``model``'s descriptor graph of ``layer`` (``export_descriptor_graph``: the
+    layer's map averaged over positions, any input size) quantised to int8, calibrated on
+    ``crops`` as ``quantize_int8``; the tapped layer stays fp32. Written atomically;
+    returns ``path``."""
+    path, folded = Path(path), _calibrated_net(model, crops)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        graph = Path(tmp) / "descriptor.onnx"
+        export_descriptor_graph(folded, layer, graph)
+        meta = {"precision": "int8", "layer": layer, **(metadata or {})}
+        _quantize_graph(graph, path, model, crops, meta)
+    return path
+
+
+def _calibrated_net(model: VGG, crops: torch.Tensor) -> VGG:
+    """``model`` with batch norm folded, once ``crops`` are checked to be its calibration
+    images: uint8, (N, C, crop, crop)."""
+    require_onnxruntime("--precision int8")
+    crop = model.spec.crop_size
+    if crops.dtype != torch.uint8 or crops.shape[1:] != (model.spec.in_channels, crop, crop):
+        raise VGGError(
+            f"int8 calibration takes uint8 crops of shape (N, {model.spec.in_channels}, "
+            f"{crop}, {crop}), got {crops.dtype} {tuple(crops.shape)}"
+        )
+    return fold_batch_norm(model.eval())
 
 
 def int8_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -22,7 +22,14 @@ from vggnet.interop.export import export_onnx
 from vggnet.model import VGG, VGGSpec, fold_batch_norm
 from vggnet.preprocessing import Preprocessing
 
-__all__ = ["BACKENDS", "OnnxNet", "onnx_net", "require_onnxruntime", "runtime_session"]
+__all__ = [
+    "BACKENDS",
+    "OnnxNet",
+    "onnx_net",
+    "require_onnxruntime",
+    "run_session",
+    "runtime_session",
+]
 
 BACKENDS = ("torch", "onnxruntime")
 
@@ -48,6 +55,13 @@ def runtime_session(path: str | os.PathLike, threads: int | None = None):
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own error types
         raise VGGError(f"{path}: onnxruntime cannot load it ({err})") from None
+
+
+def run_session(session, x: torch.Tensor) -> torch.Tensor:
+    """``x`` (any device, any float type) as the session's ``image`` input; its one output."""
+    array = np.ascontiguousarray(x.detach().cpu().float().numpy())
+    (out,) = session.run(None, {"image": array})
+    return torch.from_numpy(out)
 
 
 @dataclass
@@ -84,13 +98,10 @@ class OnnxNet:
 
     def score_map(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) network input -> (N, K, h, w) class score map, as ``to_dense(net)``."""
-        array = np.ascontiguousarray(x.detach().cpu().float().numpy())
         crop = self.spec.crop_size
         if self.crop_session is not None and x.shape[-2:] == (crop, crop):
-            (scores,) = self.crop_session.run(None, {"image": array})  # type: ignore[attr-defined]
-            return torch.from_numpy(scores)[:, :, None, None]
-        (scores,) = self.dense_session().run(None, {"image": array})  # type: ignore[attr-defined]
-        return torch.from_numpy(scores)
+            return run_session(self.crop_session, x)[:, :, None, None]
+        return run_session(self.dense_session(), x)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, crop, crop) network input -> (N, K) class scores, as the torch net."""
