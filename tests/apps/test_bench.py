@@ -44,11 +44,16 @@ def test_bench_tiny_runs_every_section_and_writes_json_and_plot(tmp_path, run_cl
     engines = report["engines"]
     paths = {"torchvision fp32", f"vggnet {report['inference_precision']}", "vggnet int8"}
     paths |= {"vggnet fp32", "vggnet fp32 winograd"}
-    assert paths | {"onnxruntime fp32", "onnxruntime int8"} == set(engines["forward"]["paths"])
+    paths |= {"onnxruntime fp32", "onnxruntime int8", "torch int8"}
+    assert paths == set(engines["forward"]["paths"])
     assert [row["q"] for row in engines["dense"]] == [32, 48]
     for row in [engines["forward"], *engines["dense"]]:
         for p in row["paths"].values():
             assert len(p["ratio"]) == 2 and p["gflops"] > 0 and p["fraction_of_peak"] > 0
+    assert engines["int8_peak_gops"] > 0 and engines["fp32_peak_gflops"] > 0
+    peaks = {name: p["peak"] for name, p in engines["forward"]["paths"].items()}
+    assert peaks["vggnet int8"] == peaks["onnxruntime int8"] == "int8"
+    assert peaks["vggnet fp32"] == peaks["torchvision fp32"] == "fp32"
     methods = {(r["method"], r["q"]) for r in report["eval"]["protocols"]}
     assert methods == {(m, q) for m in ("center", "dense", "multi-crop") for q in (32, 48)}
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -167,7 +167,8 @@ def _plot_engines(ax: Any, engines: dict) -> None:
         ax.text(
             value,
             y,
-            f" {value:.1f} ({100 * paths[name]['fraction_of_peak']:.0f}% of fp32 GEMM)",
+            f" {value:.1f} ({100 * paths[name]['fraction_of_peak']:.0f}% of "
+            f"{paths[name].get('peak', 'fp32')} GEMM)",
             va="center",
         )
     ax.set(

@@ -45,16 +45,19 @@ def require_onnxruntime(what: str) -> ModuleType:
     return onnxruntime
 
 
-def runtime_session(path: str | os.PathLike, threads: int | None = None):
-    """An ONNX Runtime CPU session of ``path`` using ``threads`` cores (default: torch's count)."""
-    ort = require_onnxruntime(str(path))
+def runtime_session(path: str | os.PathLike | bytes, threads: int | None = None):
+    """An ONNX Runtime CPU session of ``path`` (a file, or a serialised graph) using
+    ``threads`` cores (default: torch's count)."""
+    name = "an in-memory graph" if isinstance(path, bytes) else str(path)
+    ort = require_onnxruntime(name)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    source = path if isinstance(path, bytes) else str(path)
     try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own error types
-        raise VGGError(f"{path}: onnxruntime cannot load it ({err})") from None
+        raise VGGError(f"{name}: onnxruntime cannot load it ({err})") from None
 
 
 def run_session(session, x: torch.Tensor) -> torch.Tensor:
