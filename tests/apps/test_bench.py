@@ -172,3 +172,29 @@ def test_batch_norm_folding_benchmark_runs_and_agrees(tmp_path):
     )  # fmt: skip
     assert refused.returncode == 2
     assert "--data synthetic:classes=4" in refused.stderr and "fashion-mnist" in refused.stderr
+
+
+def test_an_engines_only_bench_plots_dense_speed_ups_beside_the_forward_rates():
+    """Without the eval section the right panel shows each engine's dense speed-up per Q
+    (it was left empty); with neither, it is switched off."""
+    import matplotlib.pyplot as plt
+
+    from vggnet.bench.runner import bench_figure
+
+    def path(rate: float, ratio: float) -> dict:
+        return {"images_per_s": [rate], "ratio": [ratio], "fraction_of_peak": 0.5, "peak": "fp32"}
+
+    dense = [
+        {"q": q, "paths": {"vggnet fp32": path(1.0, 1.0), "vggnet int8": path(3.0, r)}}
+        for q, r in ((256, 4.0), (384, 3.4))
+    ]
+    engines = {"size": 224, "batch": 8, "forward": {"paths": {"vggnet fp32": path(5, 1)}}}
+    fig = bench_figure({"engines": {**engines, "dense": dense}})
+    right = fig.axes[1]
+    assert right.get_title() == "dense evaluation (image + mirror)"
+    lines = {line.get_label(): list(line.get_ydata()) for line in right.get_lines()}
+    assert lines == {"vggnet fp32": [1.0, 1.0], "vggnet int8": [4.0, 3.4]}
+    plt.close(fig)
+    fig = bench_figure({"engines": {**engines, "dense": []}})
+    assert not fig.axes[1].axison
+    plt.close(fig)

@@ -179,8 +179,34 @@ def _plot_engines(ax: Any, engines: dict) -> None:
     ax.invert_yaxis()
 
 
+def _plot_dense(ax: Any, rows: list[dict]) -> None:
+    """Dense evaluation: each path's speed-up over vggnet fp32 (median) against Q."""
+    qs = [row["q"] for row in rows]
+    for name in rows[0]["paths"]:
+        ratio = [statistics.median(row["paths"][name]["ratio"]) for row in rows]
+        ax.plot(qs, ratio, "o-", label=name)
+    ax.set(
+        title="dense evaluation (image + mirror)",
+        xlabel="test scale Q",
+        ylabel="speed-up over vggnet fp32 (median)",
+        xticks=qs,
+    )
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize="small")
+
+
 def plot_bench(report: dict, path: str | Path) -> Path:
-    """Cost per image against batch size (forward) and against test scale (eval protocols)."""
+    """``bench_figure`` written to ``path``."""
+    plt = pyplot()
+    fig = bench_figure(report)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def bench_figure(report: dict) -> Any:
+    """Left: cost per image against batch size (forward), or each engine's forward rate.
+    Right: evaluation cost against test scale, or else each engine's dense speed-up."""
     plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -209,9 +235,11 @@ def plot_bench(report: dict, path: str | Path) -> Path:
         axes[1].set(title="evaluation end to end", xlabel="test scale Q", ylabel="ms per image")
         axes[1].set_yscale("log")
         axes[1].legend()
+    elif report.get("engines", {}).get("dense"):
+        _plot_dense(axes[1], report["engines"]["dense"])
+    else:
+        axes[1].set_axis_off()
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return fig
