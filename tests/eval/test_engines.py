@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import vggnet.interop.int8
+import vggnet.interop.runtime
 from tests.helpers import TRAINED_DATA, eager_winograd, tiny
 from vggnet import VGGError, int8_net, load_checkpoint, save_checkpoint, to_dense
 from vggnet.apps.transfer import dataset_features, linear_probe
@@ -25,7 +26,7 @@ from vggnet.eval.engines import (
 )
 from vggnet.eval.protocols import Protocol
 from vggnet.eval.scoring import evaluate_checkpoints, predict_images
-from vggnet.interop.int8 import check_int8, int8_metadata
+from vggnet.interop.int8 import check_int8, int8_metadata, quantize_columns, quantize_int8
 from vggnet.model import fold_batch_norm
 
 pytest.importorskip("onnxruntime")
@@ -128,6 +129,9 @@ def test_int8_file_is_kept_beside_the_checkpoint_and_reused(trained, tmp_path, m
     assert calls == []
     cached_int8_net(str(ckpt), model, "synthetic:classes=4,train=40,val=8,size=40")
     assert len(calls) == 1  # another calibration set: quantised again
+    monkeypatch.setattr(engines, "INT8_FORMAT", {**engines.INT8_FORMAT, "int8_format": "3"})
+    cached_int8_net(str(ckpt), model, "synthetic:classes=4,train=40,val=8,size=40")
+    assert len(calls) == 2  # a file of an older format: quantised again
 
 
 def test_a_changed_checkpoint_is_quantised_again(trained, tmp_path):
@@ -204,6 +208,39 @@ def test_int8_crops_run_on_the_plain_graph_and_whole_images_on_the_dense_one(tra
     net.crop_session = None
     dense = net.score_map(x)
     assert (plain - dense).abs().max() < 0.05 * dense.abs().max()
+
+
+def test_quantize_columns_by_hand():
+    """Symmetric int8 per column: each column's largest magnitude becomes 127."""
+    w = np.array([[0.5, -2.0, 0.0], [-0.25, 1.0, 0.0]], dtype=np.float32)
+    q, scale = quantize_columns(w)
+    np.testing.assert_allclose(scale, [0.5 / 127, 2.0 / 127, 1.0])  # an all-zero column: 1
+    assert q.dtype == np.int8 and q.tolist() == [[127, -127, 0], [-64, 64, 0]]  # round half even
+
+
+def test_int8_crop_graph_quantises_fc6_fc7_dynamically_and_keeps_fc8_fp32(trained, tmp_path):
+    """fc6 and fc7 become DynamicQuantizeMatMul with int8 weights (their fp32 weights gone
+    from the file); fc8 stays an fp32 Gemm; and the crop graph scores as the torch net."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = load_checkpoint(trained).eval()
+    quantize_int8(model, val_crops(model), tmp_path / "n.int8.onnx")
+    proto = onnx.load(str(tmp_path / "n.int8.crops.onnx"))
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("DynamicQuantizeMatMul") == 2 and "MatMul" not in ops
+    assert ops[-1] == "Gemm" and ops.count("Gemm") == 1
+    weights = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    fc6 = [v for k, v in weights.items() if k.endswith("weight_int8")]
+    assert sorted(w.shape for w in fc6) == [(64, 64), (128, 64)] and fc6[0].dtype == np.int8
+    fp32 = [v for v in weights.values() if v.dtype == np.float32 and v.ndim == 2]
+    assert [v.shape for v in fp32] == [(4, 64)]  # fc8 alone keeps a float matrix
+    session = vggnet.interop.runtime.runtime_session(tmp_path / "n.int8.crops.onnx")
+    x = normalised(model, val_crops(model, 16))
+    (got,) = session.run(None, {"image": x.numpy()})
+    with torch.no_grad():
+        expected = fold_batch_norm(model)(x)
+    assert (torch.from_numpy(got) - expected).abs().max() < 0.05 * expected.abs().max()
 
 
 def test_int8_net_takes_uint8_crops_of_the_nets_shape():

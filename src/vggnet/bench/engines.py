@@ -26,6 +26,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -137,8 +138,9 @@ class _QuantizedFeatures(nn.Module):
         from torch.ao import quantization as tq
 
         self.quant, self.dequant = tq.QuantStub(), tq.DeQuantStub()
-        self.features = copy.deepcopy(reference.features)
-        self.avgpool, self.classifier = reference.avgpool, reference.classifier
+        self.features: nn.Module = copy.deepcopy(cast(nn.Module, reference.features))
+        self.avgpool: nn.Module = cast(nn.Module, reference.avgpool)
+        self.classifier: nn.Module = cast(nn.Module, reference.classifier)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.dequant(self.features(self.quant(x)))
@@ -157,13 +159,13 @@ def torch_int8(reference: nn.Module, crops: torch.Tensor) -> nn.Module | None:
         return None
     torch.backends.quantized.engine = "x86"
     net = _QuantizedFeatures(reference).eval()
-    layers = list(net.features)
+    layers = list(net.features.children())
     pairs = [[str(i), str(i + 1)] for i, m in enumerate(layers) if isinstance(m, nn.Conv2d)]
     with quiet(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deprecated since torch 2.10, still shipped
         tq.fuse_modules(net.features, pairs, inplace=True)
         net.qconfig = tq.get_default_qconfig("x86")
-        net.classifier.qconfig = None
+        net.classifier.qconfig = None  # type: ignore[assignment]  # torch.ao reads it
         tq.prepare(net, inplace=True)
         with torch.no_grad():
             for chunk in crops.split(32):

@@ -64,6 +64,25 @@ class DenseTap(nn.Module):
         return x.mean(dim=(2, 3))
 
 
+class MatMulHead(nn.Module):
+    """The plain net (crop-size input) with fc6 and fc7 as a matrix product plus bias
+    (ONNX MatMul and Add) and the last layer a Gemm: the crop graph's shape, in which int8
+    quantises fc6 and fc7 dynamically (``vggnet.interop.int8``)."""
+
+    def __init__(self, model: VGG) -> None:
+        super().__init__()
+        self.model = model
+        self.last = [n for n, m in model.named_children() if isinstance(m, nn.Linear)][-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for name, layer in self.model.named_children():
+            if isinstance(layer, nn.Linear) and name != self.last:
+                x = torch.matmul(x, layer.weight.t()) + layer.bias
+            else:
+                x = layer(x)
+        return x
+
+
 class SizeGuard(nn.Module):
     """Refuse, inside the graph, an input smaller than the crop size.
 
@@ -149,11 +168,11 @@ def _export_copy(model: VGG) -> VGG:
 
 
 def export_crop_graph(model: VGG, path: str | os.PathLike, opset: int = 18) -> None:
-    """Write the plain net (crop-size input, fc layers as matrix products) as ONNX: the
-    graph int8 scores crops with, since onnxruntime runs a quantised fc6 as a matrix
-    product faster than as the dense graph's 7x7 convolution (docs/BENCHMARKS.md)."""
+    """Write the plain net (crop-size input, fc layers as matrix products: ``MatMulHead``)
+    as ONNX: the graph int8 scores crops with, since onnxruntime runs a quantised fc6 as a
+    matrix product faster than as the dense graph's 7x7 convolution (docs/BENCHMARKS.md)."""
     model = _export_copy(model)
-    _quiet_export(model, model, Path(path), "scores", opset, any_size=False)
+    _quiet_export(MatMulHead(model).eval(), model, Path(path), "scores", opset, any_size=False)
 
 
 def export_descriptor_graph(
