@@ -26,7 +26,13 @@ from vggnet.eval.engines import (
 )
 from vggnet.eval.protocols import Protocol
 from vggnet.eval.scoring import evaluate_checkpoints, predict_images
-from vggnet.interop.int8 import check_int8, int8_metadata, quantize_columns, quantize_int8
+from vggnet.interop.int8 import (
+    check_int8,
+    int8_metadata,
+    int8_products,
+    quantize_columns,
+    quantize_int8,
+)
 from vggnet.model import fold_batch_norm
 
 pytest.importorskip("onnxruntime")
@@ -218,9 +224,43 @@ def test_quantize_columns_by_hand():
     assert q.dtype == np.int8 and q.tolist() == [[127, -127, 0], [-64, 64, 0]]  # round half even
 
 
-def test_int8_crop_graph_quantises_fc6_fc7_dynamically_and_keeps_fc8_fp32(trained, tmp_path):
-    """fc6 and fc7 become DynamicQuantizeMatMul with int8 weights (their fp32 weights gone
-    from the file); fc8 stays an fp32 Gemm; and the crop graph scores as the torch net."""
+def test_int8_product_per_image_by_hand():
+    """fc6's int8 product: each row of x quantised over [0, its max] to uint8, the weight
+    int8 per column, computed here in numpy; a row's result ignores the other rows."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(40, 6)).astype(np.float32)
+    b = rng.normal(size=6).astype(np.float32)
+    x = np.abs(rng.normal(size=(3, 40))).astype(np.float32)
+    x[2] *= 100  # a row on another scale must not coarsen the others
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["p"]), helper.make_node("Add", ["p", "b"], ["y"])],
+        "fc6",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 40])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 6])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+    int8_products(proto)
+    onnx.checker.check_model(proto)
+    assert "MatMul" not in [n.op_type for n in proto.graph.node]
+    session = vggnet.interop.runtime.runtime_session(proto.SerializeToString())
+    (got,) = session.run(None, {"x": x})
+    step = x.max(1, keepdims=True) / 255
+    xq = np.clip(np.rint(x / step), 0, 255)
+    wq, scale = quantize_columns(w)
+    expected = (xq @ wq.astype(np.float32)) * step * scale + b
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    (alone,) = session.run(None, {"x": x[:1]})
+    np.testing.assert_array_equal(alone, got[:1])
+
+
+def test_int8_crop_graph_quantises_fc6_per_image_and_keeps_fc7_fc8_fp32(trained, tmp_path):
+    """fc6 becomes an int8 MatMulInteger (its fp32 weight gone from the file), fc7 and fc8
+    stay fp32 Gemms, the crop graph scores as the torch net, and an image's scores do not
+    depend on its batch."""
     import onnx
     from onnx import numpy_helper
 
@@ -228,19 +268,21 @@ def test_int8_crop_graph_quantises_fc6_fc7_dynamically_and_keeps_fc8_fp32(traine
     quantize_int8(model, val_crops(model), tmp_path / "n.int8.onnx")
     proto = onnx.load(str(tmp_path / "n.int8.crops.onnx"))
     ops = [n.op_type for n in proto.graph.node]
-    assert ops.count("DynamicQuantizeMatMul") == 2 and "MatMul" not in ops
-    assert ops[-1] == "Gemm" and ops.count("Gemm") == 1
+    assert ops.count("MatMulInteger") == 1 and "MatMul" not in ops
+    assert ops[-3:] == ["Gemm", "Relu", "Gemm"]
     weights = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
     fc6 = [v for k, v in weights.items() if k.endswith("weight_int8")]
-    assert sorted(w.shape for w in fc6) == [(64, 64), (128, 64)] and fc6[0].dtype == np.int8
+    assert [(w.shape, w.dtype) for w in fc6] == [((128, 64), np.int8)]  # (K, N): 2x2x32 in
     fp32 = [v for v in weights.values() if v.dtype == np.float32 and v.ndim == 2]
-    assert [v.shape for v in fp32] == [(4, 64)]  # fc8 alone keeps a float matrix
+    assert sorted(v.shape for v in fp32) == [(4, 64), (64, 64)]  # fc8's and fc7's matrices
     session = vggnet.interop.runtime.runtime_session(tmp_path / "n.int8.crops.onnx")
     x = normalised(model, val_crops(model, 16))
     (got,) = session.run(None, {"image": x.numpy()})
     with torch.no_grad():
         expected = fold_batch_norm(model)(x)
     assert (torch.from_numpy(got) - expected).abs().max() < 0.05 * expected.abs().max()
+    (alone,) = session.run(None, {"image": x[3:4].numpy()})
+    np.testing.assert_array_equal(alone, got[3:4])
 
 
 def test_int8_net_takes_uint8_crops_of_the_nets_shape():

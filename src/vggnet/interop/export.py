@@ -65,21 +65,22 @@ class DenseTap(nn.Module):
 
 
 class MatMulHead(nn.Module):
-    """The plain net (crop-size input) with fc6 and fc7 as a matrix product plus bias
-    (ONNX MatMul and Add) and the last layer a Gemm: the crop graph's shape, in which int8
-    quantises fc6 and fc7 dynamically (``vggnet.interop.int8``)."""
+    """The plain net (crop-size input) with fc6 as a matrix product plus bias (ONNX MatMul
+    and Add) and fc7, fc8 as Gemms: the crop graph's shape, in which int8 quantises fc6
+    dynamically (``vggnet.interop.int8``)."""
 
     def __init__(self, model: VGG) -> None:
         super().__init__()
         self.model = model
-        self.last = [n for n, m in model.named_children() if isinstance(m, nn.Linear)][-1]
+        self.first = next(n for n, m in model.named_children() if isinstance(m, nn.Linear))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for name, layer in self.model.named_children():
-            if isinstance(layer, nn.Linear) and name != self.last:
+            if name == self.first:
+                assert isinstance(layer, nn.Linear)
                 x = torch.matmul(x, layer.weight.t()) + layer.bias
-            else:
-                x = layer(x)
+                continue
+            x = layer(x)
         return x
 
 
