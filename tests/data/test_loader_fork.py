@@ -14,7 +14,13 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from vggnet.data.loader import batch_loader, center_loader, collate_views, views_loader
+from vggnet.data.loader import (
+    batch_loader,
+    center_loader,
+    collate_views,
+    views_loader,
+    worker_options,
+)
 from vggnet.data.sampler import GlobalBatchSampler
 
 
@@ -76,7 +82,8 @@ def drain(loader) -> int:
 
 @pytest.mark.parametrize("kind", ["train", "validation", "evaluation"])
 @pytest.mark.parametrize("garbage_made", ["before the loader", "after the loader, before forking"])
-def test_workers_do_not_free_the_parents_garbage(tmp_path, kind, garbage_made):
+def test_workers_do_not_free_the_parents_garbage(tmp_path, kind, garbage_made, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)  # as if CUDA tensors lived
     record = tmp_path / "freed-by"
     was_enabled = gc.isenabled()
     gc.disable()  # keep the witness uncollected in the parent until the workers have forked
@@ -103,3 +110,21 @@ def test_collate_views_is_the_evaluation_loaders_collation():
     assert batch == collate_views(batch) and len(batch) == 4
     views, label, index = batch[1]
     assert [v.shape[-1] for v in views] == [8, 10] and (label, index) == (1, 1)
+
+
+@pytest.mark.parametrize("cuda", [False, True])
+def test_the_parent_collects_before_forking_only_where_cuda_is_in_use(monkeypatch, cuda):
+    """A full collection costs a large process a third of a second; only CUDA needs it."""
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: cuda)
+    runs = []
+
+    def count(phase, info):
+        if phase == "start" and info["generation"] == 2:
+            runs.append(1)
+
+    gc.callbacks.append(count)
+    try:
+        worker_options(2)
+    finally:
+        gc.callbacks.remove(count)
+    assert bool(runs) == cuda

@@ -135,7 +135,7 @@ def test_int8_file_is_kept_beside_the_checkpoint_and_reused(trained, tmp_path, m
     assert calls == []
     cached_int8_net(str(ckpt), model, "synthetic:classes=4,train=40,val=8,size=40")
     assert len(calls) == 1  # another calibration set: quantised again
-    monkeypatch.setattr(engines, "INT8_FORMAT", {**engines.INT8_FORMAT, "int8_format": "3"})
+    monkeypatch.setattr(engines, "INT8_FORMAT", {**engines.INT8_FORMAT, "int8_format": "4"})
     cached_int8_net(str(ckpt), model, "synthetic:classes=4,train=40,val=8,size=40")
     assert len(calls) == 2  # a file of an older format: quantised again
 

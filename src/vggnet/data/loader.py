@@ -166,10 +166,13 @@ def freeze_inherited_objects(worker_id: int) -> None:
 
 
 def worker_options(workers: int) -> dict:
-    """DataLoader arguments for forked workers: the parent's garbage freed before they start."""
+    """DataLoader arguments for forked workers: the parent's garbage freed before they
+    start, where it may hold CUDA tensors (a collection took 0.37 s of a 4.3 s evaluation
+    on the CPU, where there are none)."""
     if workers == 0:
         return {}
-    gc.collect()  # workers fork at the loader's first iteration, right after it is made
+    if torch.cuda.is_initialized():
+        gc.collect()  # workers fork at the loader's first iteration, right after it is made
     return {"worker_init_fn": freeze_inherited_objects}
 
 

@@ -45,8 +45,8 @@ __all__ = [
 
 CALIBRATION_BATCH = 32
 # What every int8 file says it is. A kept file of another format (an older vggnet's
-# graphs) is quantised again. 2: the crop graph's fc6 quantised per image as it runs.
-INT8_FORMAT = {"precision": "int8", "int8_format": "2"}
+# graphs) is quantised again. 3: the crop graph's fc6 quantised per image as it runs.
+INT8_FORMAT = {"precision": "int8", "int8_format": "3"}
 
 
 def int8_unusable(device: torch.device) -> str | None:
