@@ -135,9 +135,25 @@ def test_int8_file_is_kept_beside_the_checkpoint_and_reused(trained, tmp_path, m
     assert calls == []
     cached_int8_net(str(ckpt), model, "synthetic:classes=4,train=40,val=8,size=40")
     assert len(calls) == 1  # another calibration set: quantised again
+
+
+@pytest.mark.slow
+def test_a_kept_file_without_its_dense_graph_or_of_another_format_is_quantised_again(
+    trained, tmp_path, monkeypatch
+):
+    ckpt = tmp_path / "net.ckpt"
+    shutil.copy(trained, ckpt)
+    model = load_checkpoint(ckpt)
+    cached_int8_net(str(ckpt), model, TRAINED_DATA)
+    calls = []
+    real = engines.quantize_int8
+    monkeypatch.setattr(engines, "quantize_int8", lambda *a, **k: calls.append(1) or real(*a, **k))
+    (tmp_path / "net.int8.onnx").unlink()  # the dense graph gone: the pair is made again
+    cached_int8_net(str(ckpt), model, TRAINED_DATA)
+    assert calls == [1] and (tmp_path / "net.int8.onnx").exists()
     monkeypatch.setattr(engines, "INT8_FORMAT", {**engines.INT8_FORMAT, "int8_format": "4"})
-    cached_int8_net(str(ckpt), model, "synthetic:classes=4,train=40,val=8,size=40")
-    assert len(calls) == 2  # a file of an older format: quantised again
+    cached_int8_net(str(ckpt), model, TRAINED_DATA)
+    assert calls == [1, 1]  # a file of an older format: quantised again
 
 
 def test_a_changed_checkpoint_is_quantised_again(trained, tmp_path):
@@ -450,6 +466,7 @@ def _quantise_in_a_process(ckpt: str, log: str, barrier) -> None:
     cached_int8_descriptors(ckpt, model, "fc7", TRAINED_DATA)
 
 
+@pytest.mark.slow
 def test_processes_sharing_a_checkpoint_quantise_it_once(trained, tmp_path):
     import multiprocessing
 

@@ -190,10 +190,16 @@ def _current(meta: dict[str, str], checkpoint: str, calibration: str | None) -> 
     return meta.get("checkpoint_sha256") == file_digest(checkpoint)
 
 
-def _kept_session(path: Path, checkpoint: str, calibration: str | None, threads: int | None):
-    """A session of the kept int8 file ``path`` if it is current, else None (absent, stale
-    or broken)."""
-    if not path.exists():
+def _kept_session(
+    path: Path,
+    checkpoint: str,
+    calibration: str | None,
+    threads: int | None,
+    companions: tuple[Path, ...] = (),
+):
+    """A session of the kept int8 file ``path`` if it is current and the files written
+    before it (``companions``) are there, else None (absent, stale or broken)."""
+    if not all(p.exists() for p in (path, *companions)):
         return None
     try:
         session = runtime_session(path, threads)
@@ -227,11 +233,13 @@ def _kept_or_quantized(
     calibration: str | None,
     quantize: Callable[[torch.Tensor, dict[str, str]], object],
     threads: int | None,
+    companions: tuple[Path, ...] = (),
 ):
-    """A session of the int8 file ``vouch``: kept and current, or quantised now by
-    ``quantize(crops, metadata)`` on ``calibration``'s images (refused without it)."""
+    """A session of the int8 file ``vouch`` (written last of its ``companions``): kept and
+    current, or quantised now by ``quantize(crops, metadata)`` on ``calibration``'s
+    images (refused without it)."""
     with file_lock(vouch):
-        session = _kept_session(vouch, checkpoint, calibration, threads)
+        session = _kept_session(vouch, checkpoint, calibration, threads, companions)
         if session is not None:
             return session
         if calibration is None:
@@ -274,6 +282,7 @@ def cached_int8_net(
         calibration,
         lambda crops, meta: quantize_int8(model, crops, path, meta),
         threads,
+        companions=(path,),
     )
     return OnnxNet(None, model.spec, model.card, "int8", path, crop_session, threads)
 
