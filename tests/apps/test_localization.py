@@ -124,3 +124,31 @@ def test_a_localisation_net_exports_its_box_map_not_posteriors(nets, tmp_path):
     net = load_checkpoint(nets / "loc.ckpt")
     with pytest.raises(VGGError, match="export its box map with --output scores"):
         export_onnx(net, tmp_path / "loc.onnx", output="posteriors")
+
+
+@pytest.mark.parametrize("method", ["center", "dense", "multi-crop"])
+def test_int8_localisation_matches_the_hand_computation(nets, tmp_path, method):
+    """int8 runs both nets on onnxruntime. The box regressor's fc8 stays fp32 and its
+    weights are zero, so each window's box is the window, exactly as in fp32."""
+    pytest.importorskip("onnxruntime")
+    import shutil
+
+    for name in ("loc.ckpt", "cls.ckpt"):
+        shutil.copy(nets / name, tmp_path / name)
+    kwargs = dict(method=method, boxes=nets / "boxes", device="cpu")
+    common = ([str(tmp_path / "loc.ckpt")], [str(tmp_path / "cls.ckpt")], str(nets / "data"))
+    fp32 = evaluate_localization(*common, precision="fp32", **kwargs)
+    int8 = evaluate_localization(*common, precision="int8", **kwargs)
+    assert (tmp_path / "loc.int8.crops.onnx").exists() and (tmp_path / "cls.int8.onnx").exists()
+    for key in ("top5_localization_error", "gt_class_localization_error", "images"):
+        assert int8[key] == fp32[key], key
+    if method == "center":
+        assert int8["top5_localization_error"] == pytest.approx(window_error(nets, 13, 6))
+
+
+def test_localisation_refuses_winograd(nets, run_cli):
+    status, _, err = run_cli(
+        "eval", "--task", "localization", "--checkpoint", nets / "loc.ckpt",
+        "--classifier", nets / "cls.ckpt", "--data", nets / "data", "--winograd",
+    )  # fmt: skip
+    assert status == 2 and "--winograd: localisation does not use Winograd layers" in err

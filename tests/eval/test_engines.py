@@ -329,18 +329,6 @@ def test_eval_cli_int8_end_to_end(trained, tmp_path, run_cli):
     assert status == 2 and "--precision int8 runs on onnxruntime: drop --backend torch" in err
 
 
-def test_localisation_refuses_the_onnxruntime_engine(run_cli, tmp_path):
-    from vggnet.apps.localization import torch_precision
-
-    with pytest.raises(VGGError, match="--precision int8 scores classification only"):
-        torch_precision("int8", CPU)
-    status, _, err = run_cli(
-        "eval", "--task", "localization", "--checkpoint", tmp_path / "loc.ckpt",
-        "--data", TRAINED_DATA, "--backend", "onnxruntime",
-    )  # fmt: skip
-    assert status == 2 and "--backend onnxruntime: localisation runs on torch only" in err
-
-
 @pytest.fixture
 def every_layer_faster(monkeypatch, tmp_path):
     """A machine where Winograd wins on every layer but conv1_1 (measured once, cached)."""

@@ -43,7 +43,7 @@ from vggnet.eval.localization import (
     localization_hits,
     true_class_box,
 )
-from vggnet.eval.protocols import Protocol, ScoredModel, prepare
+from vggnet.eval.protocols import Engine, Protocol, ScoredModel
 from vggnet.metrics import error_percent
 from vggnet.model.localization import is_localization_net
 
@@ -53,16 +53,6 @@ from vggnet.model.localization import is_localization_net
 LOCALIZATION_METHODS = ("dense", "multi-crop", "center")
 DEFAULT_LOCALIZATION_METHOD = "multi-crop"
 LOCALIZATION_GRID = Protocol().grid  # multi-crop: the classification protocol's grid
-
-
-def torch_precision(precision: str, device: torch.device) -> str:
-    """Localisation's precision: the torch ones only (int8 runs classification alone)."""
-    if precision == "int8":
-        raise VGGError(
-            "--precision int8 scores classification only; localisation runs on torch: "
-            "use --precision auto, fp32 or bf16"
-        )
-    return inference_precision(precision, device)
 
 
 def check_method(method: str) -> None:
@@ -104,9 +94,15 @@ def net_scales(model: Any, scales: list[int] | None, name: str) -> list[int]:
 
 
 def load_localizers(
-    checkpoints: list[str], classifiers: list[str], scales: list[int] | None, device: torch.device
+    checkpoints: list[str],
+    classifiers: list[str],
+    scales: list[int] | None,
+    device: torch.device,
+    engine: Engine | None = None,
 ) -> Localizers:
-    """Load the localisation and classification nets, checking each is what its flag says."""
+    """Load the localisation and classification nets, checking each is what its flag says;
+    ``engine`` runs their forward passes (default: torch, fp32)."""
+    engine = engine or Engine(None, "fp32")
     if not classifiers:
         raise VGGError(
             "localisation rates its boxes with a classification net: give --classifier CKPT"
@@ -122,7 +118,7 @@ def load_localizers(
                 f"--checkpoint {path} was trained on other classes than {checkpoints[0]}"
             )
         q = net_scales(model, scales, path)
-        nets.append((prepare(model, Protocol("center", q), device, path), q))
+        nets.append((engine.prepare(path, model, Protocol("center", q), device), q))
     for path in classifiers:
         model = load_checkpoint(path)
         if is_localization_net(model):
@@ -131,7 +127,7 @@ def load_localizers(
             raise VGGError(
                 f"--classifier {path} was trained on other classes than the localisation nets"
             )
-        rating.append(prepare(model, Protocol("center", nets[0][1]), device, path))
+        rating.append(engine.prepare(path, model, Protocol("center", nets[0][1]), device))
     return Localizers(nets, rating)
 
 
@@ -176,6 +172,8 @@ def evaluate_localization(
     limit: int | None = None,
     strict: bool = False,
     grid: int = LOCALIZATION_GRID,
+    backend: str | None = None,
+    calibration: str | None = None,
 ) -> dict[str, Any]:
     """The localisation errors (percent) of ``checkpoints`` rated by ``classifiers`` on ``data``.
 
@@ -184,21 +182,25 @@ def evaluate_localization(
     greedily), ``dense`` (the paper's: the same over the dense map's windows) or ``center``. ``scales``: test scales for every net
     (default Q = S of each). ``boxes``: VOC XML folder for image folders. ``limit``: the
     first N images, spread over the classes. ``strict``: refuse an image with no box
-    instead of skipping it. ``grid``: the multi-crop grid side. ``split``, ``val_labels``, ``device``, ``precision`` (``auto``: bf16 where native),
-    ``batch_size``, ``workers`` as for ``vggnet eval``.
+    instead of skipping it. ``grid``: the multi-crop grid side. ``split``, ``val_labels``,
+    ``device``, ``precision`` (``auto``: bf16 where native; ``int8``: onnxruntime),
+    ``backend``, ``calibration`` (int8's data, default ``data``), ``batch_size``,
+    ``workers`` as for ``vggnet eval``.
     Returns ``top5_localization_error``, ``top1_localization_error``,
     ``gt_class_localization_error``, ``images`` and what was used.
     """
     check_method(method)
     torch_device = resolve_device(device or default_device())
-    found = load_localizers(checkpoints, classifiers, scales, torch_device)
+    precision = inference_precision(precision, torch_device)
+    engine = Engine(backend, precision, calibration or data)
+    found = load_localizers(checkpoints, classifiers, scales, torch_device, engine)
     source = box_source(open_source(data, split, val_labels), boxes, strict)
     if found.classes != list(source.classes):
         raise VGGError(f"--data {data} has other classes than the localisation nets")
     indices = range(len(source)) if limit is None else stratified_indices(source.labels, limit)
     counts, skipped = torch.zeros(3, dtype=torch.long), []
     loader = box_views_loader(source, found.scales, [int(i) for i in indices], batch_size, workers)
-    with inference_context(torch_precision(precision, torch_device), torch_device):
+    with inference_context(precision, torch_device):
         for items in loader:
             for view in items:
                 if not isinstance(view, BoxView):
@@ -258,22 +260,27 @@ def predict_boxes(
     scales: list[int] | None = None,
     device: str | None = None,
     precision: str = "auto",
+    backend: str | None = None,
+    calibration: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Each image's top class and its box, drawn into ``out``/<stem>.boxes.png.
 
     ``checkpoints``: localisation nets; ``classifiers``: the nets that name the class and rate
-    the boxes; ``images``: image files; ``method``, ``scales``, ``device``, ``precision`` as
-    for ``evaluate_localization``. Returns (one dict per image: class, probability, box and PNG;
+    the boxes; ``images``: image files; ``method``, ``scales``, ``device``, ``precision``,
+    ``backend`` as for ``evaluate_localization``; ``calibration``: int8's data, needed
+    only until each net's int8 file exists. Returns (one dict per image: class, probability, box and PNG;
     one line per file that could not be read).
     """
     check_method(method)
     torch_device = resolve_device(device or default_device())
-    found = load_localizers(checkpoints, classifiers, scales, torch_device)
+    precision = inference_precision(precision, torch_device)
+    engine = Engine(backend, precision, calibration)
+    found = load_localizers(checkpoints, classifiers, scales, torch_device, engine)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     mode = "L" if found.nets[0][0].model.spec.in_channels == 1 else "RGB"
     results, failures = [], []
-    with inference_context(torch_precision(precision, torch_device), torch_device):
+    with inference_context(precision, torch_device):
         for path in images:
             try:
                 image, full = decode_image(path, mode, min(found.scales))

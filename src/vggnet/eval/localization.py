@@ -175,7 +175,18 @@ def center_crop_boxes(
     of each uint8 view at Q (``fulls``: each image's (width, height) before rescaling)."""
     device = next(net.parameters()).device
     batch = torch.stack([center_crop(image, crop) for image in images]).to(device)
-    outputs = net(normalizer(batch)).float().cpu()
+    return map_center_boxes(net(normalizer(batch)).float().cpu(), images, fulls, q, crop)
+
+
+def map_center_boxes(
+    outputs: torch.Tensor,
+    images: list[torch.Tensor],
+    fulls: list[tuple[int, int]],
+    q: int,
+    crop: int,
+) -> torch.Tensor:
+    """A net's box outputs on the centre crops of ``images`` (views at Q) as boxes (N, K or
+    1, 4) in image pixels."""
     boxes = []
     for output, image, full in zip(outputs, images, fulls, strict=True):
         offset = (center_offset(image.shape[-1], crop), center_offset(image.shape[-2], crop))
@@ -187,19 +198,13 @@ def center_net_boxes(
     nets: list[tuple[ScoredModel, list[int]]], view: BoxView, scales: list[int]
 ) -> torch.Tensor:
     """Each localisation net's boxes (nets, K or 1, 4) from its centre crop at its first Q."""
-    return torch.stack(
-        [
-            center_crop_boxes(
-                net.model,
-                net.normalizer,
-                [view.views[scales.index(net_scales[0])]],
-                [view.full],
-                net_scales[0],
-                net.model.spec.crop_size,
-            )[0]
-            for net, net_scales in nets
-        ]
-    )
+    boxes = []
+    for net, net_scales in nets:
+        image = view.views[scales.index(net_scales[0])]
+        outputs = _crop_scores(net, image)[None]
+        crop = net.model.spec.crop_size
+        boxes.append(map_center_boxes(outputs, [image], [view.full], net_scales[0], crop)[0])
+    return torch.stack(boxes)
 
 
 def center_window_boxes(
@@ -220,22 +225,25 @@ def center_window_boxes(
 
 def _score_map(sm: ScoredModel, image: torch.Tensor) -> torch.Tensor:
     """The net's output map (outputs, h, w) over one whole uint8 view."""
-    device = next(sm.model.parameters()).device
-    x = sm.normalizer(image[None].to(device))
-    return to_dense(sm.model)(x)[0].float().cpu()
+    x = sm.normalizer(image[None].to(_device(sm)))
+    dense = sm.engine.score_map if sm.engine is not None else to_dense(sm.model)
+    return dense(x)[0].float().cpu()
 
 
 def _plain_scores(sm: ScoredModel, crops: torch.Tensor) -> torch.Tensor:
     """The plain net's outputs (N, outputs) on uint8 crops of its crop size."""
-    device = next(sm.model.parameters()).device
-    return sm.model(sm.normalizer(crops.to(device))).float().cpu()
+    plain = sm.engine if sm.engine is not None else sm.model
+    return plain(sm.normalizer(crops.to(_device(sm)))).float().cpu()
 
 
 def _crop_scores(sm: ScoredModel, image: torch.Tensor) -> torch.Tensor:
     """The net's outputs (outputs,) on the centre crop of one uint8 view."""
-    device = next(sm.model.parameters()).device
-    x = sm.normalizer(center_crop(image, sm.model.spec.crop_size)[None].to(device))
-    return sm.model(x)[0].float().cpu()
+    return _plain_scores(sm, center_crop(image, sm.model.spec.crop_size)[None])[0]
+
+
+def _device(sm: ScoredModel) -> torch.device:
+    """Where a scored net's input goes (an onnxruntime net takes CPU tensors)."""
+    return next(sm.model.parameters()).device
 
 
 def class_column(boxes: torch.Tensor, c: int) -> torch.Tensor:
