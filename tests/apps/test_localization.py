@@ -126,7 +126,14 @@ def test_a_localisation_net_exports_its_box_map_not_posteriors(nets, tmp_path):
         export_onnx(net, tmp_path / "loc.onnx", output="posteriors")
 
 
-@pytest.mark.parametrize("method", ["center", "dense", "multi-crop"])
+@pytest.mark.parametrize(
+    "method",
+    [
+        "center",
+        pytest.param("dense", marks=pytest.mark.slow),
+        pytest.param("multi-crop", marks=pytest.mark.slow),
+    ],
+)
 def test_int8_localisation_matches_the_hand_computation(nets, tmp_path, method):
     """int8 runs both nets on onnxruntime. The box regressor's fc8 stays fp32 and its
     weights are zero, so each window's box is the window, exactly as in fp32."""

@@ -272,8 +272,10 @@ def compare_engines(
     repeats: int = 3,
     iters: int = 2,
     scales: tuple[int, ...] = DENSE_SCALES,
+    gemm_size: int = 2048,
 ) -> dict:
-    """Images/s, ratios to torchvision fp32 and to vggnet fp32 dense, and GFLOP/s of every path."""
+    """Images/s, ratios to torchvision fp32 and to vggnet fp32 dense, and GFLOP/s of every
+    path (against fp32 and int8 GEMM rates measured on ``gemm_size``-square matrices)."""
     cpu = torch.device("cpu")
     precision = inference_precision(precision, cpu)
     torch.manual_seed(0)
@@ -287,7 +289,7 @@ def compare_engines(
     quantized = torch_int8(reference, crops)
     paths = forward_paths(reference, ours, sessions, int8, x, precision, quantized)
     forward = interleaved({k: rate(v, batch, iters) for k, v in paths.items()}, repeats)
-    peaks = {"fp32": fp32_peak(), "int8": int8_peak()}
+    peaks = {"fp32": fp32_peak(gemm_size), "int8": int8_peak(gemm_size)}
     flops = flops_per_image(reference, size, size)
     report: dict = {
         "batch": batch,

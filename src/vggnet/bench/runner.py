@@ -72,6 +72,7 @@ def _engines(s: BenchSettings, device: torch.device) -> dict | None:
         return None
     sizes: dict[str, Any] = (
         {"size": 32, "width": 1 / 16, "classes": 10, "scales": (32, 48), "iters": 1}
+        | {"gemm_size": 256}
         if s.tiny
         else {}
     )
