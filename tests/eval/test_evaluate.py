@@ -227,6 +227,7 @@ def run(*args):
     )
 
 
+@pytest.mark.slow  # a torchrun-style process pair; CI runs it (make test-slow)
 def test_distributed_eval_counts_each_image_once(tmp_path):
     ckpt = make_checkpoint(tmp_path / "m.ckpt", train_scale=(32, 32))
     data = "synthetic:classes=3,train=3,val=7,size=36"

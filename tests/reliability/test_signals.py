@@ -54,6 +54,7 @@ def torchrun(args, **kwargs) -> subprocess.Popen:
     )  # fmt: skip
 
 
+@pytest.mark.slow  # a torchrun-style process pair; CI runs it (make test-slow)
 def test_sigterm_to_one_ddp_process_stops_both_at_the_same_step_and_resumes_exactly(tmp_path):
     """torchrun, 2 gloo processes; SIGTERM reaches rank 1 only: rank 0 learns it at the next step."""
     common = ("--max-steps", STEPS, "--epochs", "1", "--checkpoint-every", "100000")

@@ -227,6 +227,7 @@ def test_bad_device_and_missing_flags(tmp_path, run_cli):
     assert status == 2 and "--scale 30: S = 30 is smaller than the crop 32" in err
 
 
+@pytest.mark.slow  # a torchrun-style process pair; CI runs it (make test-slow)
 def test_two_processes_equal_one(tmp_path):
     """torchrun with 2 CPU processes (gloo), global batch split in two == 1 process, dropout off."""
     common = ("--dropout", "0", "--max-steps", "4", "--epochs", "2")
