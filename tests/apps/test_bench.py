@@ -21,6 +21,7 @@ from vggnet.preprocessing import Preprocessing
 DATA = TRAINED_DATA
 
 
+@pytest.mark.slow  # every section at tiny size: ~30 s; CI runs it (make test-slow)
 def test_bench_tiny_runs_every_section_and_writes_json_and_plot(tmp_path, run_cli, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # Winograd's per-machine choice
     eager_winograd(monkeypatch)

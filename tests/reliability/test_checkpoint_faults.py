@@ -42,6 +42,7 @@ def run_child(args, script: str | None = None, *script_args: str) -> subprocess.
     return subprocess.run(command, env=worker_env(), capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow  # two training processes; CI runs it (make test-slow)
 def test_kill_9_while_writing_a_checkpoint_keeps_the_previous_one_and_resumes(tmp_path):
     out = tmp_path / "run"
     killed = run_child(train_args(out, *COMMON, data=DATA), KILL_DURING_SAVE, "2")
@@ -91,7 +92,9 @@ def fill(disk: Path, leave: int) -> Path:
 @pytest.mark.parametrize(
     ("leave", "failing"),
     [
-        (256 * 1024, "last.ckpt"),  # room for the logs, not for the checkpoint (~1.2 MB)
+        pytest.param(  # room for the logs, not for the checkpoint (~1.2 MB)
+            256 * 1024, "last.ckpt", marks=pytest.mark.slow
+        ),
         pytest.param(  # nothing at all: the first file the resumed run writes
             0, "config.json", marks=pytest.mark.slow
         ),

@@ -14,6 +14,7 @@ BIG = "synthetic:classes=4,train=4000,val=16,size=40"  # 500 steps an epoch: sig
 STEPS = "60"
 
 
+@pytest.mark.slow  # three training processes; CI runs it (make test-slow)
 def test_sigterm_mid_epoch_checkpoints_and_resumes_to_the_uninterrupted_weights(tmp_path):
     common = ("--max-steps", STEPS, "--epochs", "1", "--checkpoint-every", "100000")
     out = tmp_path / "run"
@@ -119,6 +120,7 @@ def test_a_dead_or_hung_peer_stops_the_other_with_one_line_within_the_timeout(tm
     assert "start the run again" in message[0] or "--resume" in message[0]
 
 
+@pytest.mark.slow  # a torchrun job; CI runs it (make test-slow)
 def test_a_killed_torchrun_worker_takes_the_others_down(tmp_path):
     """torchrun, 2 processes; SIGKILL one mid-run: the other stops, torchrun exits non-zero."""
     agent = torchrun(
@@ -135,6 +137,7 @@ def test_a_killed_torchrun_worker_takes_the_others_down(tmp_path):
     assert not alive(workers[0])
 
 
+@pytest.mark.slow  # a torchrun job; CI runs it (make test-slow)
 def test_sigterm_to_the_torchrun_agent_reaches_every_worker_and_they_checkpoint(tmp_path):
     """What a scheduler does on pre-emption: torchrun forwards SIGTERM; the workers save and stop."""
     out = tmp_path / "run"
