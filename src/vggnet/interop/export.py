@@ -67,7 +67,7 @@ class DenseTap(nn.Module):
 class MatMulHead(nn.Module):
     """The plain net (crop-size input) with fc6 as a matrix product plus bias (ONNX MatMul
     and Add) and fc7, fc8 as Gemms: the crop graph's shape, in which int8 quantises fc6
-    dynamically (``vggnet.interop.int8``)."""
+    per image as it runs (``vggnet.interop.int8.int8_products``)."""
 
     def __init__(self, model: VGG) -> None:
         super().__init__()
