@@ -71,15 +71,16 @@ def add_features_parsers(sub: Any) -> None:
             f.add_argument("--json", metavar="FILE")
 
 
-def split_features(args: argparse.Namespace, split: str) -> tuple[Any, list[int]]:
-    """((features, labels), scales) of one split, from the checkpoint's ``--layer``."""
+def split_features(args: argparse.Namespace, splits: list[str]) -> tuple[list[Any], list[int]]:
+    """((features, labels) of each of ``splits``, scales), from the checkpoint's ``--layer``;
+    the net is loaded, and its int8 file opened, once for all of them."""
     device = resolve_device(args.device or default_device())
     model = load_checkpoint(args.checkpoint).to(device)
-    source = open_source(args.data, split)
-    if source.channels != model.spec.in_channels:
+    sources = [open_source(args.data, split) for split in splits]
+    if sources[0].channels != model.spec.in_channels:
         raise VGGError(
             f"{args.checkpoint} takes {model.spec.in_channels}-channel images, "
-            f"--data {args.data} has {source.channels}"
+            f"--data {args.data} has {sources[0].channels}"
         )
     chosen = args.scales or model_scales(model, Protocol("dense"))
     check_descriptor_request(model, chosen, args.layer)
@@ -87,16 +88,26 @@ def split_features(args: argparse.Namespace, split: str) -> tuple[Any, list[int]
     if args.precision == "int8":
         calibration = args.calibration or args.data
         describe = cached_int8_descriptors(args.checkpoint, model, args.layer, calibration, device)
-    features = dataset_features(
-        model, source, chosen, args.layer, not args.no_flip, args.batch_size, args.workers, describe
-    )
+    features = [
+        dataset_features(
+            model,
+            source,
+            chosen,
+            args.layer,
+            not args.no_flip,
+            args.batch_size,
+            args.workers,
+            describe,
+        )
+        for source in sources
+    ]
     return features, chosen
 
 
 def run_features(args: argparse.Namespace) -> None:
     """Write Appendix B descriptors of one split."""
     check_output(args.out, "--out", [args.checkpoint])
-    (features, labels), chosen = split_features(args, args.split)
+    [(features, labels)], chosen = split_features(args, [args.split])
     out = Path(args.out)
     np.save(out, features)
     np.save(out.with_suffix(".labels.npy"), labels)
@@ -109,8 +120,7 @@ def run_features(args: argparse.Namespace) -> None:
 def run_transfer(args: argparse.Namespace) -> None:
     """Fit a linear SVM on train-split descriptors; report val accuracy."""
     check_output(args.json, "--json", [args.checkpoint])
-    train, chosen = split_features(args, "train")
-    val, _ = split_features(args, "val")
+    (train, val), chosen = split_features(args, ["train", "val"])
     accuracy = linear_probe(train, val, args.c)
     result = {
         "checkpoint": args.checkpoint,
