@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import TRAINED_DATA, garment_like, train_args
+import vggnet.eval.engines
+from tests.helpers import TRAINED_DATA, eager_winograd, garment_like, train_args
 from vggnet.cli import main
 from vggnet.data.idx import write_idx
 
@@ -63,3 +64,19 @@ def trained(tmp_path_factory):
     )  # fmt: skip  (the recipe of test_a_tiny_net_learns)
     assert main(args) == 0
     return str(out / "best.ckpt")
+
+
+@pytest.fixture
+def every_layer_faster(monkeypatch, tmp_path):
+    """A machine where Winograd wins on every layer but conv1_1 (measured once, cached)."""
+    eager_winograd(monkeypatch)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    measured = []
+
+    def speedups(model, height, width):
+        measured.append((height, width))
+        names = [n for n, m in model.named_children() if isinstance(m, torch.nn.Conv2d)]
+        return {n: 1.05 if n == "conv1_1" else 1.5 for n in names}
+
+    monkeypatch.setattr(vggnet.eval.engines, "layer_speedups", speedups)
+    return measured

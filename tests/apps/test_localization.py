@@ -153,9 +153,44 @@ def test_int8_localisation_matches_the_hand_computation(nets, tmp_path, method):
         assert int8["top5_localization_error"] == pytest.approx(window_error(nets, 13, 6))
 
 
-def test_localisation_refuses_winograd(nets, run_cli):
-    status, _, err = run_cli(
-        "eval", "--task", "localization", "--checkpoint", nets / "loc.ckpt",
-        "--classifier", nets / "cls.ckpt", "--data", nets / "data", "--winograd",
-    )  # fmt: skip
-    assert status == 2 and "--winograd: localisation does not use Winograd layers" in err
+@pytest.mark.parametrize("method", ["center", "dense", "multi-crop"])
+def test_winograd_localisation_finds_fp32s_boxes(nets, every_layer_faster, tmp_path, method):
+    """--winograd computes the 3x3 convolutions of the box net and the classifier as
+    F(4x4, 3x3) where measured faster (every one but conv1_1 here); their boxes and ratings
+    equal direct fp32's. fc8 is random, so the boxes depend on the features."""
+    from vggnet.apps.localization import load_localizers, localize
+    from vggnet.checkpoint import load_checkpoint
+    from vggnet.data.box_views import BoxView
+    from vggnet.data.transforms import rescale
+    from vggnet.eval.protocols import Engine
+    from vggnet.model.winograd import WinogradConv2d, eligible_convs
+
+    net = load_checkpoint(nets / "loc.ckpt")
+    with torch.no_grad():
+        net.fc8.weight.normal_(0, 0.01)
+    save_checkpoint(tmp_path / "loc.ckpt", net)
+    paths = ([str(tmp_path / "loc.ckpt")], [str(nets / "cls.ckpt")], [44, 64], torch.device("cpu"))
+    direct = load_localizers(*paths)
+    fast = load_localizers(*paths, Engine(None, "fp32", winograd="measured"))
+    for sm in (fast.nets[0][0], fast.classifiers[0]):
+        replaced = sum(isinstance(m, WinogradConv2d) for m in sm.model.children())
+        assert replaced == len(eligible_convs(net)) - 1
+    image = torch.randint(0, 256, (net.spec.in_channels, 60, 80), dtype=torch.uint8)
+    view = BoxView([rescale(image, q) for q in fast.scales], -1, -1, (80, 60), torch.empty(0, 4))
+    with torch.no_grad():
+        found, expected = localize(fast, view, method), localize(direct, view, method)
+    assert found.boxes.shape == expected.boxes.shape
+    torch.testing.assert_close(found.boxes, expected.boxes, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(found.confidence, expected.confidence, rtol=0, atol=1e-5)
+
+
+def test_localisation_cli_takes_winograd_in_fp32_only(nets, run_cli, every_layer_faster):
+    args = ["eval", "--task", "localization", "--checkpoint", nets / "loc.ckpt", "--classifier"]
+    args += [nets / "cls.ckpt", "--data", nets / "data", "--boxes", nets / "boxes", "--device"]
+    args += ["cpu", "--method", "center"]
+    status, plain, _ = run_cli(*args, "--precision", "fp32")
+    assert status == 0
+    status, fast, _ = run_cli(*args, "--precision", "fp32", "--winograd")
+    assert status == 0 and fast == plain and every_layer_faster  # measured, then used
+    status, _, err = run_cli(*args, "--precision", "bf16", "--winograd")
+    assert status == 2 and "--winograd runs fp32 on torch: pass --precision fp32" in err

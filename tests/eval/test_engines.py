@@ -329,22 +329,6 @@ def test_eval_cli_int8_end_to_end(trained, tmp_path, run_cli):
     assert status == 2 and "--precision int8 runs on onnxruntime: drop --backend torch" in err
 
 
-@pytest.fixture
-def every_layer_faster(monkeypatch, tmp_path):
-    """A machine where Winograd wins on every layer but conv1_1 (measured once, cached)."""
-    eager_winograd(monkeypatch)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    measured = []
-
-    def speedups(model, height, width):
-        measured.append((height, width))
-        names = [n for n, m in model.named_children() if isinstance(m, torch.nn.Conv2d)]
-        return {n: 1.05 if n == "conv1_1" else 1.5 for n in names}
-
-    monkeypatch.setattr(engines, "layer_speedups", speedups)
-    return measured
-
-
 @pytest.mark.parametrize("method", ["center", "dense+multi-crop"])
 def test_winograd_scores_as_fp32_does(trained, every_layer_faster, method):
     from vggnet.model.winograd import WinogradConv2d, eligible_convs

@@ -59,16 +59,8 @@ def chosen_method(args: argparse.Namespace) -> str:
     return method
 
 
-def check_localization_engine(args: argparse.Namespace) -> None:
-    """Refuse --winograd: localisation runs its nets on torch (fp32, bf16) or onnxruntime
-    (fp32, int8), without Winograd layers."""
-    if args.winograd:
-        raise VGGError("--winograd: localisation does not use Winograd layers; drop --winograd")
-
-
 def run_eval_localization(args: argparse.Namespace) -> None:
     """Localisation errors of the --checkpoint nets rated by the --classifier nets; print them."""
-    check_localization_engine(args)
     for flag in ("save_scores", "overlap", "per_class"):
         if getattr(args, flag, None):
             name = "--" + flag.replace("_", "-")
@@ -94,6 +86,7 @@ def run_eval_localization(args: argparse.Namespace) -> None:
         grid=args.grid,
         backend=args.backend,
         calibration=args.calibration,
+        winograd=args.winograd,
     )
     for reason in result["skipped"]:
         print(f"vggnet: warning: skipped {reason}", file=sys.stderr)
@@ -110,7 +103,6 @@ def run_eval_localization(args: argparse.Namespace) -> None:
 
 def run_predict_localization(args: argparse.Namespace) -> int:
     """Draw each image's top box and class into --out; print where. Exit 1 if some file failed."""
-    check_localization_engine(args)
     if not args.out:
         raise VGGError("--task localization draws its boxes into PNGs: give --out DIR")
     results, failures = predict_boxes(
@@ -124,6 +116,7 @@ def run_predict_localization(args: argparse.Namespace) -> int:
         args.precision,
         backend=args.backend,
         calibration=args.calibration,
+        winograd=args.winograd,
     )
     for reason in failures:
         print(f"vggnet: error: {reason}", file=sys.stderr)
