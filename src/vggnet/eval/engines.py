@@ -32,11 +32,11 @@ from vggnet.data.transforms import center_crop
 from vggnet.devices import cpu_name
 from vggnet.errors import VGGError
 from vggnet.interop.int8 import (
-    INT8_FORMAT,
     check_int8,
     crops_file,
     describe_calibration,
     descriptor_file,
+    int8_format,
     quantize_descriptors_int8,
     quantize_int8,
 )
@@ -180,7 +180,7 @@ def checkpoint_identity(checkpoint: str | os.PathLike) -> dict[str, str]:
 def _current(meta: dict[str, str], checkpoint: str, calibration: str | None) -> bool:
     """Whether an int8 file's metadata says it is of this vggnet's format, of ``checkpoint``
     as it is now (same size and time, or else the same SHA-256), and of ``calibration``."""
-    if any(meta.get(k) != v for k, v in INT8_FORMAT.items()):
+    if any(meta.get(k) != v for k, v in int8_format().items()):
         return False
     recorded = json.loads(meta.get("calibration", "{}")).get("data")
     if calibration is not None and recorded != calibration:

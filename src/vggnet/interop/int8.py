@@ -7,7 +7,13 @@ at run time to compile.
 
 Static: every activation's range is measured once, on calibration images, and stored in
 the graph. Weights are quantised per output channel (int8), activations per tensor
-(uint8). fc8 stays fp32, so the class scores are not rounded to 256 levels. In the crop
+(uint8). On a CPU without VNNI (an AVX2-only Zen 3, say) onnxruntime's u8s8 kernels add
+pairs of uint8 x int8 products in int16 (VPMADDUBSW), which saturates above 32,767:
+full-range weights moved 1.6% of the demo net's top-1 predictions on an emulated Zen 3
+(docs/BENCHMARKS.md). There the weights get 7 bits ([-64, 64]: 2 x 255 x 64 fits);
+where products add exactly (VNNI), all 8. A probe of the runtime decides
+(``saturating_pairs``), and a kept file records its range, so a file quantised on one
+kind of CPU is quantised again on the other. fc8 stays fp32, so the class scores are not rounded to 256 levels. In the crop
 graph fc7 stays fp32 too, and fc6 is quantised as it runs: each image's input over its
 own range, the weights int8 per column (see ``_fp32_nodes``, ``int8_products``). That
 keeps VGG-16's crop graph at 0.4x of its fp32-fc size, quick to open.
@@ -16,6 +22,7 @@ keeps VGG-16's crop graph at 0.4x of its fp32-fc size, quick to open.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -44,9 +51,45 @@ __all__ = [
 ]
 
 CALIBRATION_BATCH = 32
-# What every int8 file says it is. A kept file of another format (an older vggnet's
-# graphs) is quantised again. 3: the crop graph's fc6 quantised per image as it runs.
-INT8_FORMAT = {"precision": "int8", "int8_format": "3"}
+# The file format every int8 file records; a kept file of another (an older vggnet's
+# graphs) is quantised again. 3: the crop graph's fc6 quantised per image as it runs;
+# 4: the weights' range recorded (``weight_levels``).
+INT8_FORMAT_VERSION = "4"
+FULL_LEVELS = 127  # the largest int8 weight where products add exactly
+PAIR_SAFE_LEVELS = 64  # where they add in int16 pairs: onnxruntime's reduce_range
+
+
+@functools.cache
+def saturating_pairs() -> bool:
+    """Whether this machine's onnxruntime adds pairs of uint8 x int8 products in int16,
+    saturating (x86 without VNNI): probed once with one product that needs 17 bits."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "w"], ["y"])],
+        "probe",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 1])],
+        [helper.make_tensor("w", TensorProto.INT8, [2, 1], [FULL_LEVELS] * 2)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    session = runtime_session(model.SerializeToString(), threads=1)
+    (product,) = session.run(None, {"a": np.full((1, 2), 255, np.uint8)})
+    return int(product[0, 0]) != 2 * 255 * FULL_LEVELS
+
+
+def weight_levels() -> int:
+    """The largest int8 weight magnitude for this machine's onnxruntime kernels."""
+    return PAIR_SAFE_LEVELS if saturating_pairs() else FULL_LEVELS
+
+
+def int8_format() -> dict[str, str]:
+    """What an int8 file quantised here records, and a kept file must match to be used."""
+    return {
+        "precision": "int8",
+        "int8_format": INT8_FORMAT_VERSION,
+        "int8_weight_levels": str(weight_levels()),
+    }
 
 
 def int8_unusable(device: torch.device) -> str | None:
@@ -120,23 +163,23 @@ def _fp32_nodes(path: Path) -> list[str]:
     return [convs[-1], *(n.name for n in graph.node if n.op_type == "Add")]
 
 
-def quantize_columns(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def quantize_columns(weight: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
     """A (K, N) fp32 weight as symmetric int8 per column: (int8 weight, (N,) scales), each
-    column's largest magnitude mapped to 127."""
-    scale = np.abs(weight).max(axis=0) / 127.0
+    column's largest magnitude mapped to ``levels`` (``weight_levels``)."""
+    scale = np.abs(weight).max(axis=0) / levels
     scale[scale == 0] = 1.0
-    quantised = np.clip(np.round(weight / scale), -127, 127).astype(np.int8)
+    quantised = np.clip(np.round(weight / scale), -levels, levels).astype(np.int8)
     return quantised, scale.astype(np.float32)
 
 
-def _per_image_product(name: str, x: str, weight: np.ndarray, bias: str, out: str):
+def _per_image_product(name: str, x: str, weight: np.ndarray, bias: str, out: str, levels: int):
     """(nodes, initialisers) computing ``out = x @ weight + bias`` in int8, each image
     (row of ``x``) quantised to uint8 over [0, its own maximum] as it runs, so an image's
-    scores never depend on the rest of its batch; the weight int8 per column. ``x`` must
+    scores never depend on the rest of its batch; the weight int8 per column, to ``levels``. ``x`` must
     be nonnegative (fc6's input, pool5 after a ReLU); a negative would clip to 0."""
     from onnx import TensorProto, helper, numpy_helper
 
-    quantised, scale = quantize_columns(weight)
+    quantised, scale = quantize_columns(weight, levels)
     constants = {
         "weight_int8": quantised,
         "weight_scale": scale,
@@ -164,9 +207,9 @@ def _per_image_product(name: str, x: str, weight: np.ndarray, bias: str, out: st
     return nodes, [numpy_helper.from_array(v, c[k]) for k, v in constants.items()]
 
 
-def int8_products(proto) -> None:
+def int8_products(proto, levels: int) -> None:
     """Rewrite, in place, every MatMul by a constant followed by a bias Add (the crop
-    graph's fc6) as ``_per_image_product``."""
+    graph's fc6) as ``_per_image_product``, its weights to ``levels``."""
     from onnx import numpy_helper
 
     graph = proto.graph
@@ -181,7 +224,9 @@ def int8_products(proto) -> None:
         if add.op_type != "Add" or bias not in weights:
             continue
         weight = numpy_helper.to_array(weights[node.input[1]])
-        nodes, constants = _per_image_product(node.name, node.input[0], weight, bias, add.output[0])
+        nodes, constants = _per_image_product(
+            node.name, node.input[0], weight, bias, add.output[0], levels
+        )
         graph.initializer.extend(constants)
         replaced[node.output[0]], replaced[add.output[0]] = nodes, []  # outputs are unique
     kept = [new for node in graph.node for new in replaced.get(node.output[0], [node])]
@@ -210,7 +255,9 @@ def _beside(path: str | os.PathLike, part: str) -> Path:
 
 
 def _quantize_graph(fp32: Path, out: Path, model: VGG, crops: torch.Tensor, meta: dict) -> None:
-    """``fp32`` quantised to ``out`` with onnxruntime's static quantiser, ``meta`` added."""
+    """``fp32`` quantised to ``out`` with onnxruntime's static quantiser, ``meta`` (which
+    names the weights' range) added."""
+    levels = int(meta["int8_weight_levels"])
     import onnx
     from onnxruntime import quantization as q
 
@@ -224,11 +271,12 @@ def _quantize_graph(fp32: Path, out: Path, model: VGG, crops: torch.Tensor, meta
             per_channel=True,
             activation_type=q.QuantType.QUInt8,
             weight_type=q.QuantType.QInt8,
+            reduce_range=levels == PAIR_SAFE_LEVELS,
             nodes_to_exclude=_fp32_nodes(fp32),
             calibrate_method=q.CalibrationMethod.MinMax,
         )
     proto = onnx.load(str(staged))
-    int8_products(proto)
+    int8_products(proto, levels)
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
@@ -252,7 +300,7 @@ def quantize_int8(
         dense, plain = Path(tmp) / "dense.onnx", Path(tmp) / "plain.onnx"
         export_onnx(folded, dense)
         export_crop_graph(folded, plain)
-        meta = {**int8_metadata(dense), **INT8_FORMAT, **(metadata or {})}
+        meta = {**int8_metadata(dense), **int8_format(), **(metadata or {})}
         _quantize_graph(dense, path, model, crops, meta)
         _quantize_graph(plain, crops_file(path), model, crops, meta)
     return path
@@ -273,7 +321,7 @@ def quantize_descriptors_int8(
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         graph = Path(tmp) / "descriptor.onnx"
         export_descriptor_graph(folded, layer, graph)
-        meta = {**INT8_FORMAT, "layer": layer, **(metadata or {})}
+        meta = {**int8_format(), "layer": layer, **(metadata or {})}
         _quantize_graph(graph, path, model, crops, meta)
     return path
 
