@@ -264,8 +264,8 @@ def test_the_saturation_probe_matches_the_cpus_vnni():
 @pytest.mark.parametrize("saturating", [False, True])
 def test_int8_weights_fit_the_machines_kernels(trained, tmp_path, monkeypatch, saturating):
     """Without VNNI (an AVX2-only Zen 3), onnxruntime adds pairs of uint8 x int8 products
-    in int16, saturating above 32,767; full-range weights moved 1.6% of the demo net's
-    predictions on an emulated Zen 3. There every integer product's weights stay within
+    in int16, saturating above 32,767; full-range weights changed 1.9% of the demo net's
+    top-1 classes on an emulated Zen 3. There every integer product's weights stay within
     +-64 (2 x 255 x 64 fits); with VNNI they use all of +-127. The file records which."""
     import onnx
     from onnx import numpy_helper

@@ -181,13 +181,13 @@ def evaluate_localization(
     ``method``: ``multi-crop`` (protocol (b) over a ``grid`` x ``grid`` of crops per scale,
     each through the plain net: every crop's boxes, pooled over nets and scales, merged
     greedily), ``dense`` (the paper's: the same over the dense map's windows) or
-    ``center``. ``scales``: test scales for every net (default Q = S of each). ``boxes``: VOC XML folder for image folders. ``limit``: the
-    first N images, spread over the classes. ``strict``: refuse an image with no box
-    instead of skipping it. ``grid``: the multi-crop grid side. ``split``, ``val_labels``,
-    ``device``, ``precision`` (``auto``: bf16 where native; ``int8``: onnxruntime),
-    ``backend``, ``calibration`` (int8's data, default ``data``), ``winograd`` (fp32 3x3
-    convolutions as F(4x4, 3x3) where measured faster), ``batch_size``, ``workers`` as for
-    ``vggnet eval``.
+    ``center``. ``scales``: test scales for every net (default Q = S of each). ``boxes``:
+    VOC XML folder for image folders. ``limit``: the first N images, spread over the
+    classes. ``strict``: refuse an image with no box instead of skipping it. ``grid``: the
+    multi-crop grid side. ``split``, ``val_labels``, ``device``, ``precision`` (``auto``:
+    bf16 where native; ``int8``: onnxruntime), ``backend``, ``calibration`` (int8's data,
+    default ``data``), ``winograd`` (fp32 3x3 convolutions as F(4x4, 3x3) where measured
+    faster), ``batch_size``, ``workers`` as for ``vggnet eval``.
     Returns ``top5_localization_error``, ``top1_localization_error``,
     ``gt_class_localization_error``, ``images`` and what was used.
     """
@@ -270,9 +270,9 @@ def predict_boxes(
 
     ``checkpoints``: localisation nets; ``classifiers``: the nets that name the class and rate
     the boxes; ``images``: image files; ``method``, ``scales``, ``device``, ``precision``,
-    ``backend``, ``winograd`` as for ``evaluate_localization``; ``calibration``: int8's data, needed
-    only until each net's int8 file exists. Returns (one dict per image: class, probability, box and PNG;
-    one line per file that could not be read).
+    ``backend``, ``winograd`` as for ``evaluate_localization``; ``calibration``: int8's
+    data, needed only until each net's int8 file exists. Returns (one dict per image:
+    class, probability, box and PNG; one line per file that could not be read).
     """
     check_method(method)
     torch_device = resolve_device(device or default_device())

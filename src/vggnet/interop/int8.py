@@ -9,12 +9,14 @@ Static: every activation's range is measured once, on calibration images, and st
 the graph. Weights are quantised per output channel (int8), activations per tensor
 (uint8). On a CPU without VNNI (an AVX2-only Zen 3, say) onnxruntime's u8s8 kernels add
 pairs of uint8 x int8 products in int16 (VPMADDUBSW), which saturates above 32,767:
-full-range weights moved 1.6% of the demo net's top-1 predictions on an emulated Zen 3
+full-range weights changed 1.9% of the demo net's top-1 classes on an emulated Zen 3
 (docs/BENCHMARKS.md). There the weights get 7 bits ([-64, 64]: 2 x 255 x 64 fits);
 where products add exactly (VNNI), all 8. A probe of the runtime decides
 (``saturating_pairs``), and a kept file records its range, so a file quantised on one
-kind of CPU is quantised again on the other. fc8 stays fp32, so the class scores are not rounded to 256 levels. In the crop
-graph fc7 stays fp32 too, and fc6 is quantised as it runs: each image's input over its
+kind of CPU is quantised again on the other.
+
+fc8 stays fp32, so the class scores are not rounded to 256 levels. In the crop graph
+fc7 stays fp32 too, and fc6 is quantised as it runs: each image's input over its
 own range, the weights int8 per column (see ``_fp32_nodes``, ``int8_products``). That
 keeps VGG-16's crop graph at 0.4x of its fp32-fc size, quick to open.
 """
@@ -175,8 +177,9 @@ def quantize_columns(weight: np.ndarray, levels: int) -> tuple[np.ndarray, np.nd
 def _per_image_product(name: str, x: str, weight: np.ndarray, bias: str, out: str, levels: int):
     """(nodes, initialisers) computing ``out = x @ weight + bias`` in int8, each image
     (row of ``x``) quantised to uint8 over [0, its own maximum] as it runs, so an image's
-    scores never depend on the rest of its batch; the weight int8 per column, to ``levels``. ``x`` must
-    be nonnegative (fc6's input, pool5 after a ReLU); a negative would clip to 0."""
+    scores never depend on the rest of its batch; the weight int8 per column, to
+    ``levels``. ``x`` must be nonnegative (fc6's input, pool5 after a ReLU); a negative
+    would clip to 0."""
     from onnx import TensorProto, helper, numpy_helper
 
     quantised, scale = quantize_columns(weight, levels)
@@ -257,10 +260,10 @@ def _beside(path: str | os.PathLike, part: str) -> Path:
 def _quantize_graph(fp32: Path, out: Path, model: VGG, crops: torch.Tensor, meta: dict) -> None:
     """``fp32`` quantised to ``out`` with onnxruntime's static quantiser, ``meta`` (which
     names the weights' range) added."""
-    levels = int(meta["int8_weight_levels"])
     import onnx
     from onnxruntime import quantization as q
 
+    levels = int(meta["int8_weight_levels"])
     staged = out.with_name(out.name + ".staged")
     with quiet():
         q.quantize_static(
