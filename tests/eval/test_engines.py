@@ -261,7 +261,7 @@ def test_the_saturation_probe_matches_the_cpus_vnni():
     assert weight_levels() == (127 if vnni else 64)
 
 
-@pytest.mark.parametrize("saturating", [False, True])
+@pytest.mark.parametrize("saturating", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_int8_weights_fit_the_machines_kernels(trained, tmp_path, monkeypatch, saturating):
     """Without VNNI (an AVX2-only Zen 3), onnxruntime adds pairs of uint8 x int8 products
     in int16, saturating above 32,767; full-range weights changed 1.9% of the demo net's
