@@ -36,3 +36,25 @@ score direct/D-S2-fromA $OUT/direct/D-S2-fromA.scores.pt dense 73,101,110,119,14
 score direct/D-jitter-fromA $OUT/direct/D-jitter-fromA.scores.pt dense+multi-crop 73,109,110,146
 score cells/D-S1/train $OUT/direct/D-S1.scores.pt dense 64,73,82,110,146
 echo "canvas study: all done"
+# 4. The direct test's rows: the saved posteriors recombined per protocol, each net at its
+#    own scales (Table 3's single Q, Table 4's Q set, Table 5 for the jittered net), and
+#    dense at Q = 73, 110, 146 (robustness to the test scale); into direct/tables.txt.
+row() {  # one `vggnet ensemble` line: protocol, scales, flip, top-1 %, top-5 %, images
+  $V ensemble "$@" | tail -1
+}
+tables() {
+  for spec in "D-S1 73 64,73,82" "D-S2-fromA 110 101,110,119" "D-jitter-fromA 109 73,109,146"; do
+    set -- $spec
+    S=$OUT/direct/$1.scores.pt
+    echo "== $1"
+    echo "table 3, dense, Q = $2: $(row $S --method dense --scales $2)"
+    echo "table 4, dense, Q = $3: $(row $S --method dense --scales $3)"
+    if [ "$1" = D-jitter-fromA ]; then
+      echo "table 5, multi-crop: $(row $S --method multi-crop --scales $3)"
+      echo "table 5, dense + multi-crop: $(row $S --method dense+multi-crop --scales $3)"
+    fi
+    for q in 73 110 146; do echo "dense, Q = $q: $(row $S --method dense --scales $q)"; done
+  done
+}
+tables > $OUT/direct/tables.txt
+cat $OUT/direct/tables.txt
