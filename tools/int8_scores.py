@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--against")
     args = parser.parse_args()
     model = load_checkpoint(args.checkpoint)
+    if model.train_scale is None:
+        parser.error(f"{args.checkpoint} stores no training scale, so no test scale Q = S")
     q = single_test_scale(Scale(*model.train_scale))
     source = open_source(args.data, "val")
     crops = torch.stack(
@@ -45,6 +47,8 @@ def main() -> None:
     np.save(args.out, scores)
     if args.against:
         other = np.load(args.against)
+        if other.shape != scores.shape:
+            parser.error(f"--against {args.against} holds {other.shape} scores, not {scores.shape}")
         same = float((scores.argmax(1) == other.argmax(1)).mean()) * 100
         print(
             f"{len(scores)} images: top-1 the same on {same:.2f}%, largest score difference "

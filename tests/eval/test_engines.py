@@ -252,11 +252,12 @@ def test_the_saturation_probe_matches_the_cpus_vnni():
     import platform
 
     from vggnet.devices import cpu_flags
-    from vggnet.interop.int8 import saturating_pairs, weight_levels
+    from vggnet.interop.int8 import pair_product, saturating_pairs, weight_levels
 
     if platform.machine().lower() not in ("x86_64", "amd64") or not cpu_flags():
         pytest.skip("the flags are x86's, read from /proc/cpuinfo")
     vnni = bool({"avx512_vnni", "avx_vnni"} & cpu_flags())
+    assert pair_product() == (2 * 255 * 127 if vnni else 32767)  # exact, or int16's limit
     assert saturating_pairs() is not vnni
     assert weight_levels() == (127 if vnni else 64)
 

@@ -32,6 +32,7 @@ from vggnet.devices import (
     resolve_device,
 )
 from vggnet.errors import VGGError
+from vggnet.eval.engines import winograd_mode
 from vggnet.eval.localization import (
     WindowBoxes,
     center_net_boxes,
@@ -194,7 +195,7 @@ def evaluate_localization(
     check_method(method)
     torch_device = resolve_device(device or default_device())
     precision = inference_precision(precision, torch_device)
-    engine = Engine(backend, precision, calibration or data, "measured" if winograd else "off")
+    engine = Engine(backend, precision, calibration or data, winograd_mode(winograd))
     found = load_localizers(checkpoints, classifiers, scales, torch_device, engine)
     source = box_source(open_source(data, split, val_labels), boxes, strict)
     if found.classes != list(source.classes):
@@ -277,7 +278,7 @@ def predict_boxes(
     check_method(method)
     torch_device = resolve_device(device or default_device())
     precision = inference_precision(precision, torch_device)
-    engine = Engine(backend, precision, calibration, "measured" if winograd else "off")
+    engine = Engine(backend, precision, calibration, winograd_mode(winograd))
     found = load_localizers(checkpoints, classifiers, scales, torch_device, engine)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)

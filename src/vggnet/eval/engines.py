@@ -54,6 +54,11 @@ CALIBRATION_SPLIT = "train"
 CPU = torch.device("cpu")
 
 
+def winograd_mode(flag: bool) -> str:
+    """The ``WINOGRAD_MODES`` entry of the ``--winograd`` flag: on, the measured layers."""
+    return "measured" if flag else "off"
+
+
 def resolve_backend(backend: str | None, precision: str) -> str:
     """The engine for ``--backend`` (None: torch, or onnxruntime for int8) and ``--precision``."""
     if backend is None:

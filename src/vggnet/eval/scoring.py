@@ -27,6 +27,7 @@ from vggnet.devices import (
 from vggnet.distributed import Dist, process_group
 from vggnet.errors import VGGError
 from vggnet.eval.classes import check_classes, label_map
+from vggnet.eval.engines import winograd_mode
 from vggnet.eval.protocols import (
     PARTS,
     Engine,
@@ -149,7 +150,7 @@ def evaluate_checkpoints(
         source = limit_source(open_source(data, split, val_labels), limit)
         if len(source) == 0:
             raise VGGError(f"--data {data}: the {split} split has no images")
-        engine = Engine(backend, precision, calibration or data, "measured" if winograd else "off")
+        engine = Engine(backend, precision, calibration or data, winograd_mode(winograd))
         models = load_models(checkpoints, protocol, torch_device, channels_last, engine)
         for sm in models:
             if sm.model.spec.in_channels != source.channels:
@@ -201,7 +202,7 @@ def predict_images(
         )
     torch_device = resolve_device(device or default_device())
     precision = inference_precision(precision, torch_device)
-    engine = Engine(backend, precision, calibration, "measured" if winograd else "off")
+    engine = Engine(backend, precision, calibration, winograd_mode(winograd))
     sm = engine.prepare(checkpoint, model, protocol, torch_device, channels_last)
     classes = model.classes or [str(i) for i in range(model.spec.num_classes)]
     mode = "L" if model.spec.in_channels == 1 else "RGB"

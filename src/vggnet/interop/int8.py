@@ -61,10 +61,9 @@ FULL_LEVELS = 127  # the largest int8 weight where products add exactly
 PAIR_SAFE_LEVELS = 64  # where they add in int16 pairs: onnxruntime's reduce_range
 
 
-@functools.cache
-def saturating_pairs() -> bool:
-    """Whether this machine's onnxruntime adds pairs of uint8 x int8 products in int16,
-    saturating (x86 without VNNI): probed once with one product that needs 17 bits."""
+def pair_product() -> int:
+    """What this machine's onnxruntime makes of 255 x 127 + 255 x 127 (uint8 x int8):
+    64,770 where it adds exactly, 32,767 where it adds pairs in saturating int16."""
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
@@ -77,7 +76,14 @@ def saturating_pairs() -> bool:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     session = runtime_session(model.SerializeToString(), threads=1)
     (product,) = session.run(None, {"a": np.full((1, 2), 255, np.uint8)})
-    return int(product[0, 0]) != 2 * 255 * FULL_LEVELS
+    return int(product[0, 0])
+
+
+@functools.cache
+def saturating_pairs() -> bool:
+    """Whether this machine's onnxruntime adds pairs of uint8 x int8 products in int16,
+    saturating (x86 without VNNI): ``pair_product`` probed once."""
+    return pair_product() != 2 * 255 * FULL_LEVELS
 
 
 def weight_levels() -> int:
