@@ -54,6 +54,41 @@ def add_analysis_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+EVAL_SCALES_HELP = (
+    "test scales, the same for every --method (default: Table 4's rule from the "
+    "net's training scale: S-32,S,S+32 for a fixed S (32 at crop 224, in proportion "
+    "for other crops); Smin,(Smin+Smax)/2,Smax for a jittered S). The demo's rows use "
+    "Table 3's single Q = S: pass --scales S for the same number"
+)
+
+
+def add_protocol_flags(e: Any, scales_help: str = EVAL_SCALES_HELP, grid: bool = True) -> None:
+    """The test protocol (section 3.2): --method, --scales, --no-flip and, with ``grid``,
+    --grid; ``scales_help`` says which Q the command picks when --scales is not given."""
+    e.add_argument(
+        "--method",
+        type=resolve_method,
+        choices=METHODS,
+        help=f"test protocol (default {DEFAULT_PROTOCOL.method}; with --task localization: "
+        "multi-crop (default), dense or center)",
+    )
+    e.add_argument(
+        "--scales",
+        type=scales,
+        metavar="Q[,Q...]",
+        help=scales_help,
+    )
+    e.add_argument("--no-flip", action="store_true", help="do not average with mirrored images")
+    if grid:
+        e.add_argument(
+            "--grid",
+            type=at_least(1),
+            default=DEFAULT_PROTOCOL.grid,
+            help=f"multi-crop grid side (default {DEFAULT_PROTOCOL.grid}: "
+            f"{DEFAULT_PROTOCOL.grid**2} crops, twice that with flips)",
+        )
+
+
 def add_eval_parser(sub: Any) -> None:
     """``vggnet eval``: one checkpoint or an ensemble, on a data split, with a protocol."""
     e = sub.add_parser(
@@ -70,36 +105,13 @@ def add_eval_parser(sub: Any) -> None:
     e.add_argument("--data", required=True, help=DATA_HELP)
     e.add_argument("--split", choices=SPLITS, default=EVAL_DEFAULTS["split"])
     e.add_argument("--val-labels", metavar="FILE", help="labels of a flat val folder")
-    e.add_argument(
-        "--method",
-        type=resolve_method,
-        choices=METHODS,
-        help=f"test protocol (default {DEFAULT_PROTOCOL.method}; with --task localization: "
-        "multi-crop (default), dense or center)",
-    )
-    e.add_argument(
-        "--scales",
-        type=scales,
-        metavar="Q[,Q...]",
-        help="test scales, the same for every --method (default: Table 4's rule from the "
-        "net's training scale: S-32,S,S+32 for a fixed S (32 at crop 224, in proportion "
-        "for other crops); Smin,(Smin+Smax)/2,Smax for a jittered S). The demo's rows use "
-        "Table 3's single Q = S: pass --scales S for the same number",
-    )
-    e.add_argument("--no-flip", action="store_true", help="do not average with mirrored images")
+    add_protocol_flags(e)
     e.add_argument(
         "--limit",
         type=at_least(1),
         metavar="N",
         help="score only N images for a quick check, stratified: the first of each class "
         "in turn, so every class is represented (default: the whole split)",
-    )
-    e.add_argument(
-        "--grid",
-        type=at_least(1),
-        default=DEFAULT_PROTOCOL.grid,
-        help=f"multi-crop grid side (default {DEFAULT_PROTOCOL.grid}: "
-        f"{DEFAULT_PROTOCOL.grid**2} crops, twice that with flips)",
     )
     e.add_argument(
         "--batch-size",
@@ -168,17 +180,7 @@ def add_predict_parser(sub: Any) -> None:
     p.add_argument("--checkpoint", required=True, metavar="CKPT")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top", type=at_least(1), default=5)
-    p.add_argument(
-        "--method",
-        type=resolve_method,
-        choices=METHODS,
-        help=f"test protocol (default {DEFAULT_PROTOCOL.method}; with --task localization: "
-        "multi-crop (default), dense or center)",
-    )
-    p.add_argument(
-        "--scales", type=scales, metavar="Q[,Q...]", help="default: Q = S (Table 3's rule)"
-    )
-    p.add_argument("--no-flip", action="store_true")
+    add_protocol_flags(p, "default: Q = S (Table 3's rule)", grid=False)
     add_device_flag(p)
     add_inference_flags(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
