@@ -62,25 +62,29 @@ EVAL_SCALES_HELP = (
 )
 
 
-def add_protocol_flags(e: Any, scales_help: str = EVAL_SCALES_HELP, grid: bool = True) -> None:
+def add_protocol_flags(
+    parser: argparse.ArgumentParser, scales_help: str = EVAL_SCALES_HELP, grid: bool = True
+) -> None:
     """The test protocol (section 3.2): --method, --scales, --no-flip and, with ``grid``,
     --grid; ``scales_help`` says which Q the command picks when --scales is not given."""
-    e.add_argument(
+    parser.add_argument(
         "--method",
         type=resolve_method,
         choices=METHODS,
         help=f"test protocol (default {DEFAULT_PROTOCOL.method}; with --task localization: "
         "multi-crop (default), dense or center)",
     )
-    e.add_argument(
+    parser.add_argument(
         "--scales",
         type=scales,
         metavar="Q[,Q...]",
         help=scales_help,
     )
-    e.add_argument("--no-flip", action="store_true", help="do not average with mirrored images")
+    parser.add_argument(
+        "--no-flip", action="store_true", help="do not average with mirrored images"
+    )
     if grid:
-        e.add_argument(
+        parser.add_argument(
             "--grid",
             type=at_least(1),
             default=DEFAULT_PROTOCOL.grid,
